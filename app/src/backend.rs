@@ -1,0 +1,35 @@
+//! The port between the UI and the services: what server functions need, implemented by the
+//! `server` crate and provided as context, so no SQL or AMQP lives in `app`.
+
+use crate::wire::{AppError, Product};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, so `Backend` stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the pages need from the services behind them.
+pub trait Backend: Send + Sync + 'static {
+    /// Products in the web role's read model, ordered by id.
+    fn list_products(&self) -> BoxFuture<'_, Result<Vec<Product>, AppError>>;
+
+    /// Whether `candidate` is the administrator token (compared in constant time).
+    fn is_admin_token(&self, candidate: &str) -> bool;
+}
+
+/// The backend as held in Leptos context.
+#[derive(Clone)]
+pub struct BackendHandle(pub Arc<dyn Backend>);
+
+/// The backend provided by the server for this request.
+pub fn backend() -> Result<Arc<dyn Backend>, AppError> {
+    leptos::prelude::use_context::<BackendHandle>()
+        .map(|handle| handle.0)
+        .ok_or_else(|| {
+            tracing::error!(
+                "no Backend in context: routes must be built with leptos_routes_with_context"
+            );
+            AppError::Internal
+        })
+}

@@ -1,0 +1,85 @@
+//! live-gallery's user interface: a Leptos app rendered on the server and hydrated in the browser.
+//!
+//! Layout:
+//! - `domain`: validated input types (`ProductTitle`, `ImageUrl`, `ProductId`) shared with the server
+//! - `wire`: what crosses the wire (`Product`, `AppError`)
+//! - `api`: server functions; each one authorises, parses and delegates to the `Backend`
+//! - `backend` (ssr only): the trait the `server` crate implements for the pages
+//! - `pages`: one module per page (`GalleryPage`, `AdminPage`, `NotFoundPage`)
+//!
+//! Build with feature `ssr` for the server and `hydrate` for the browser; never both.
+
+pub mod api;
+#[cfg(feature = "ssr")]
+pub mod backend;
+pub mod domain;
+pub mod pages;
+pub mod wire;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::{path, SsrMode};
+use pages::{AdminPage, GalleryPage, NotFoundPage};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The application: navigation and the routed pages.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    // Effects run only in the browser: the attribute tells tests (and curious people) that the
+    // page is interactive.
+    Effect::new(move |_| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/live-gallery.css"/>
+        <Title text="live-gallery"/>
+        <Router>
+            <header class="site-header">
+                <A href="/" attr:class="brand">"live-gallery"</A>
+                <nav aria-label="Main">
+                    <A href="/">"Gallery"</A>
+                    <A href="/admin">"Admin"</A>
+                </nav>
+            </header>
+            <main>
+                <Routes fallback=NotFoundPage>
+                    // Async rendering sends complete HTML: pages read and work without JavaScript.
+                    <Route path=path!("") view=GalleryPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}
+
+/// Entry point of the wasm bundle: attaches the app to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

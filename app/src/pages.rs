@@ -1,0 +1,9 @@
+//! The routed pages, one module each.
+
+mod admin;
+mod gallery;
+mod not_found;
+
+pub use admin::AdminPage;
+pub use gallery::GalleryPage;
+pub use not_found::NotFoundPage;

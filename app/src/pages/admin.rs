@@ -1,0 +1,72 @@
+//! `/admin`: sign in with the administrator token; product management builds on this page.
+
+use crate::api::{admin_session, SignIn, SignOut};
+use leptos::prelude::*;
+
+#[component]
+pub fn AdminPage() -> impl IntoView {
+    let sign_in = ServerAction::<SignIn>::new();
+    let sign_out = ServerAction::<SignOut>::new();
+    let session = Resource::new(
+        move || (sign_in.version().get(), sign_out.version().get()),
+        |_| admin_session(),
+    );
+    view! {
+        <h1>"Admin"</h1>
+        <Suspense fallback=|| view! { <p class="status">"Checking your session…"</p> }>
+            {move || Suspend::new(async move {
+                match session.await {
+                    Ok(true) => {
+                        view! {
+                            <p class="status">"You are signed in as the administrator."</p>
+                            <ActionForm action=sign_out>
+                                <button type="submit">"Sign out"</button>
+                            </ActionForm>
+                        }
+                            .into_any()
+                    }
+                    Ok(false) => view! { <SignInForm action=sign_in/> }.into_any(),
+                    Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// The token form. The Show/Hide toggle only works once the page is interactive; without
+/// JavaScript the token simply stays hidden.
+#[component]
+fn SignInForm(action: ServerAction<SignIn>) -> impl IntoView {
+    let (revealed, set_revealed) = signal(false);
+    let error = move || {
+        action
+            .value()
+            .get()
+            .and_then(Result::err)
+            .map(|err| view! { <p role="alert" class="error">{err.to_string()}</p> })
+    };
+    view! {
+        <ActionForm action attr:class="sign-in">
+            <label for="admin-token">"Admin token"</label>
+            <div class="token-field">
+                <input
+                    id="admin-token"
+                    name="token"
+                    type=move || if revealed.get() { "text" } else { "password" }
+                    autocomplete="current-password"
+                    required
+                />
+                <button
+                    type="button"
+                    aria-controls="admin-token"
+                    aria-pressed=move || revealed.get().to_string()
+                    on:click=move |_| set_revealed.update(|shown| *shown = !*shown)
+                >
+                    {move || if revealed.get() { "Hide token" } else { "Show token" }}
+                </button>
+            </div>
+            <button type="submit">"Sign in"</button>
+            {error}
+        </ActionForm>
+    }
+}

@@ -1,0 +1,252 @@
+//! The message bus between the services: topic exchanges, durable queues, persistent messages,
+//! publisher confirms, manual acks and dead-letter queues, over RabbitMQ (`amqp`) or in-process
+//! (`memory`) with the same semantics.
+//!
+//! - `envelope`: the JSON envelope every event travels in
+//! - `topic`: AMQP topic pattern matching (used by the in-process broker)
+//! - `amqp`, `memory`: the two implementations
+//! - `consumer`: the loop that decodes, handles and acks deliveries
+//! - `outbox`: the transactional outbox and the relay that publishes it
+
+pub mod amqp;
+pub mod consumer;
+pub mod envelope;
+pub mod memory;
+pub mod outbox;
+pub mod topic;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use envelope::{Envelope, Event};
+
+/// Header that carries the reason a message was dead-lettered.
+pub const DEAD_LETTER_REASON: &str = "x-dead-letter-reason";
+/// Header that carries the routing key a dead-lettered message was first published with.
+pub const ORIGINAL_ROUTING_KEY: &str = "x-original-routing-key";
+
+/// Why a bus operation failed. All of these are transient from the caller's point of view:
+/// the outbox keeps the message and the relay tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("the broker did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the broker refused the message")]
+    Nacked,
+    #[error("no queue is bound for routing key `{0}`")]
+    Unroutable(String),
+    #[error("broker connection failed")]
+    Amqp(#[from] lapin::Error),
+}
+
+/// A message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    pub routing_key: String,
+    /// The envelope's id, sent as the AMQP message id.
+    pub message_id: String,
+    /// The JSON envelope.
+    pub payload: Vec<u8>,
+}
+
+/// What kind of queue a consumer reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// Survives broker restarts; messages it cannot process go to its dead-letter queue.
+    Durable,
+    /// One per process, deleted when the process goes away: for live fan-out.
+    Live,
+    /// A dead-letter queue, read to inspect or replay what was refused.
+    DeadLetter,
+}
+
+/// A queue, the exchange it reads from and the routing patterns that fill it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueSpec {
+    pub queue: String,
+    pub exchange: String,
+    /// Topic patterns (`product.*`, `like.#`).
+    pub bindings: Vec<String>,
+    pub kind: QueueKind,
+    /// Most unacknowledged deliveries held at once.
+    pub prefetch: u16,
+}
+
+impl QueueSpec {
+    /// The queue that receives what this one's consumer refuses, if it has one.
+    pub fn dead_letter_queue(&self) -> Option<String> {
+        (self.kind == QueueKind::Durable).then(|| dead_letter_queue_of(&self.queue))
+    }
+
+    /// The spec for reading this queue's dead letters.
+    pub fn dead_letters(&self) -> QueueSpec {
+        QueueSpec {
+            queue: dead_letter_queue_of(&self.queue),
+            exchange: String::new(),
+            bindings: Vec::new(),
+            kind: QueueKind::DeadLetter,
+            prefetch: self.prefetch,
+        }
+    }
+}
+
+fn dead_letter_queue_of(queue: &str) -> String {
+    format!("{queue}.dead-letter")
+}
+
+/// Exchange and queue names for one deployment, all under one namespace so that tests and
+/// deployments can share a broker without meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    namespace: String,
+}
+
+impl Topology {
+    pub fn new(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+        }
+    }
+
+    /// Where the catalog publishes product and like-count events.
+    pub fn catalog_exchange(&self) -> String {
+        format!("{}.catalog", self.namespace)
+    }
+
+    /// Where the web service publishes like events.
+    pub fn web_exchange(&self) -> String {
+        format!("{}.web", self.namespace)
+    }
+
+    /// A queue name in this namespace.
+    pub fn queue(&self, name: &str) -> String {
+        format!("{}.{name}", self.namespace)
+    }
+}
+
+/// The bus a process uses: RabbitMQ when `AMQP_URL` is set, otherwise in-process.
+#[derive(Clone)]
+pub enum Bus {
+    Amqp(amqp::AmqpBus),
+    Memory(memory::MemoryBus),
+}
+
+impl Bus {
+    /// Publishes `messages` to `exchange` and returns once the broker confirmed every one of
+    /// them; on error some may have been delivered, so callers retry and consumers dedupe.
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        messages: &[OutgoingMessage],
+    ) -> Result<(), BusError> {
+        match self {
+            Bus::Amqp(bus) => bus.publish(exchange, messages).await,
+            Bus::Memory(bus) => bus.publish(exchange, messages).await,
+        }
+    }
+
+    /// Declares the queue (and its bindings and dead-letter queue) and starts reading it.
+    pub async fn subscribe(&self, spec: &QueueSpec) -> Result<Subscription, BusError> {
+        Ok(match self {
+            Bus::Amqp(bus) => Subscription::Amqp(bus.subscribe(spec).await?),
+            Bus::Memory(bus) => Subscription::Memory(bus.subscribe(spec)),
+        })
+    }
+
+    /// Whether the broker is reachable now.
+    pub async fn is_ready(&self) -> bool {
+        match self {
+            Bus::Amqp(bus) => bus.is_ready().await,
+            Bus::Memory(_) => true,
+        }
+    }
+
+    /// What this bus is, for the start-up log.
+    pub fn description(&self) -> String {
+        match self {
+            Bus::Amqp(bus) => bus.description(),
+            Bus::Memory(_) => "in-process bus (no AMQP_URL set)".to_owned(),
+        }
+    }
+}
+
+/// A stream of deliveries from one queue.
+pub enum Subscription {
+    Amqp(amqp::AmqpSubscription),
+    Memory(memory::MemorySubscription),
+}
+
+impl Subscription {
+    /// The next delivery. Waits through broker outages (reconnecting as needed), so it only
+    /// returns `None` once the bus is gone for good.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        match self {
+            Subscription::Amqp(sub) => sub.next().await,
+            Subscription::Memory(sub) => sub.next().await,
+        }
+    }
+}
+
+/// One message handed to a consumer. It must be settled with `ack`, `requeue` or
+/// `dead_letter`; one dropped unsettled (a handler that panicked) is requeued.
+pub struct Delivery {
+    pub routing_key: String,
+    pub payload: Vec<u8>,
+    /// Whether the broker delivered it before without an ack.
+    pub redelivered: bool,
+    pub message_id: Option<String>,
+    /// String-valued headers.
+    pub headers: BTreeMap<String, String>,
+    settle: Settle,
+}
+
+enum Settle {
+    Amqp(amqp::Settle),
+    Memory(memory::Settle),
+}
+
+impl Delivery {
+    /// Done with it: the broker forgets it.
+    pub async fn ack(self) -> Result<(), BusError> {
+        match self.settle {
+            Settle::Amqp(settle) => settle.ack().await,
+            Settle::Memory(settle) => {
+                settle.ack();
+                Ok(())
+            }
+        }
+    }
+
+    /// Not now: the broker delivers it again (to this or another consumer).
+    pub async fn requeue(self) -> Result<(), BusError> {
+        match self.settle {
+            Settle::Amqp(settle) => settle.requeue().await,
+            Settle::Memory(settle) => {
+                settle.requeue();
+                Ok(())
+            }
+        }
+    }
+
+    /// Never: moves it to the queue's dead-letter queue with `reason` in a header.
+    pub async fn dead_letter(self, reason: &str) -> Result<(), BusError> {
+        let Delivery {
+            routing_key,
+            payload,
+            message_id,
+            settle,
+            ..
+        } = self;
+        match settle {
+            Settle::Amqp(settle) => {
+                settle
+                    .dead_letter(&routing_key, payload, message_id, reason)
+                    .await
+            }
+            Settle::Memory(settle) => {
+                settle.dead_letter(&routing_key, payload, message_id, reason);
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! The RabbitMQ bus, through lapin. Publishes are persistent, mandatory and confirmed; consumers
+//! ack manually. Every broker call has a timeout, and a watchdog rebuilds a connection that
+//! stopped working (with its topology, confirm mode and prefetch) instead of trusting it to
+//! recover by itself.
+
+use super::{
+    BusError, Delivery, OutgoingMessage, QueueKind, QueueSpec, Settle as DeliverySettle,
+    DEAD_LETTER_REASON, ORIGINAL_ROUTING_KEY,
+};
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How often an idle consumer checks that its connection is still alive.
+const WATCHDOG_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest wait between two reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A RabbitMQ bus. Cheap to clone; clones share the publishing connection.
+#[derive(Clone)]
+pub struct AmqpBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    timeout: Duration,
+    publisher: Mutex<Option<PublishLink>>,
+    /// Connections rebuilt after a failure, for logs and metrics.
+    reconnects: AtomicU64,
+}
+
+/// The connection and confirm-mode channel used for publishing.
+struct PublishLink {
+    connection: Connection,
+    channel: Channel,
+    /// Exchanges declared on this connection so far.
+    declared: HashSet<String>,
+}
+
+impl PublishLink {
+    fn is_alive(&self) -> bool {
+        self.connection.status().connected() && self.channel.status().connected()
+    }
+}
+
+/// Runs a broker call with the bus timeout.
+async fn within<T>(
+    limit: Duration,
+    call: impl Future<Output = lapin::Result<T>>,
+) -> Result<T, BusError> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(BusError::Timeout(limit)),
+    }
+}
+
+fn persistent(message_id: Option<String>) -> BasicProperties {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into());
+    match message_id {
+        Some(id) => properties.with_message_id(id.into()),
+        None => properties,
+    }
+}
+
+async fn connect(url: &str, limit: Duration) -> Result<(Connection, Channel), BusError> {
+    let connection = within(
+        limit,
+        Connection::connect(url, ConnectionProperties::default()),
+    )
+    .await?;
+    let channel = within(limit, connection.create_channel()).await?;
+    within(
+        limit,
+        channel.confirm_select(ConfirmSelectOptions::default()),
+    )
+    .await?;
+    Ok((connection, channel))
+}
+
+async fn declare_exchange(
+    channel: &Channel,
+    exchange: &str,
+    limit: Duration,
+) -> Result<(), BusError> {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    within(
+        limit,
+        channel.exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            options,
+            FieldTable::default(),
+        ),
+    )
+    .await
+}
+
+/// Closes a connection in the background; a broken one may never answer.
+fn close_in_background(connection: Connection) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            connection.close(200, "closing".into()),
+        )
+        .await;
+    });
+}
+
+impl AmqpBus {
+    /// A bus for the broker at `url`. Connects lazily, on first use.
+    pub fn new(url: &str, timeout: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                timeout,
+                publisher: Mutex::new(None),
+                reconnects: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// "RabbitMQ at host:port/vhost", without credentials.
+    pub fn description(&self) -> String {
+        let rest = self
+            .inner
+            .url
+            .split_once("://")
+            .map_or(&*self.inner.url, |(_, rest)| rest);
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        format!("RabbitMQ at {}", rest.split('?').next().unwrap_or(rest))
+    }
+
+    /// How many times a connection was rebuilt after a failure.
+    pub fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub async fn is_ready(&self) -> bool {
+        let mut publisher = self.inner.publisher.lock().await;
+        self.ensure_publisher(&mut publisher).await.is_ok()
+    }
+
+    async fn ensure_publisher<'a>(
+        &self,
+        slot: &'a mut Option<PublishLink>,
+    ) -> Result<&'a mut PublishLink, BusError> {
+        if slot.as_ref().is_some_and(|link| !link.is_alive()) {
+            if let Some(link) = slot.take() {
+                tracing::warn!("publishing connection lost; reconnecting");
+                self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+                close_in_background(link.connection);
+            }
+        }
+        if slot.is_none() {
+            let (connection, channel) = connect(&self.inner.url, self.inner.timeout).await?;
+            *slot = Some(PublishLink {
+                connection,
+                channel,
+                declared: HashSet::new(),
+            });
+        }
+        Ok(slot.as_mut().expect("publish link was just set"))
+    }
+
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        messages: &[OutgoingMessage],
+    ) -> Result<(), BusError> {
+        let limit = self.inner.timeout;
+        let mut slot = self.inner.publisher.lock().await;
+        let link = self.ensure_publisher(&mut slot).await?;
+        let result = async {
+            if !link.declared.contains(exchange) {
+                declare_exchange(&link.channel, exchange, limit).await?;
+                link.declared.insert(exchange.to_owned());
+            }
+            // Send every message first, then wait for the confirms: one round trip per batch.
+            let mut confirms = Vec::with_capacity(messages.len());
+            for message in messages {
+                let options = BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                };
+                let confirm = within(
+                    limit,
+                    link.channel.basic_publish(
+                        exchange.into(),
+                        message.routing_key.as_str().into(),
+                        options,
+                        &message.payload,
+                        persistent(Some(message.message_id.clone())),
+                    ),
+                )
+                .await?;
+                confirms.push((confirm, &message.routing_key));
+            }
+            for (confirm, routing_key) in confirms {
+                match within(limit, confirm).await? {
+                    Confirmation::Ack(None) => {}
+                    Confirmation::Ack(Some(_returned)) => {
+                        return Err(BusError::Unroutable(routing_key.clone()))
+                    }
+                    Confirmation::Nack(_) | Confirmation::NotRequested => {
+                        return Err(BusError::Nacked)
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if matches!(result, Err(BusError::Timeout(_) | BusError::Amqp(_))) {
+            // The link may be half-broken: start afresh next time.
+            if let Some(link) = slot.take() {
+                self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+                close_in_background(link.connection);
+            }
+        }
+        result
+    }
+
+    /// Declares the queue and starts consuming. Fails if the broker cannot be reached now;
+    /// once running, the subscription reconnects by itself.
+    pub async fn subscribe(&self, spec: &QueueSpec) -> Result<AmqpSubscription, BusError> {
+        let mut subscription = AmqpSubscription {
+            bus: self.clone(),
+            spec: spec.clone(),
+            link: None,
+            backoff: Duration::from_millis(100),
+        };
+        subscription.link = Some(subscription.open().await?);
+        Ok(subscription)
+    }
+}
+
+/// Deliveries from one RabbitMQ queue, on a connection of its own.
+pub struct AmqpSubscription {
+    bus: AmqpBus,
+    spec: QueueSpec,
+    link: Option<ConsumeLink>,
+    backoff: Duration,
+}
+
+struct ConsumeLink {
+    connection: Connection,
+    channel: Channel,
+    consumer: lapin::Consumer,
+}
+
+impl AmqpSubscription {
+    async fn open(&self) -> Result<ConsumeLink, BusError> {
+        let limit = self.bus.inner.timeout;
+        let spec = &self.spec;
+        let (connection, channel) = connect(&self.bus.inner.url, limit).await?;
+        within(
+            limit,
+            channel.basic_qos(spec.prefetch, BasicQosOptions::default()),
+        )
+        .await?;
+        if let Some(dead_letters) = spec.dead_letter_queue() {
+            let options = QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            };
+            within(
+                limit,
+                channel.queue_declare(dead_letters.into(), options, FieldTable::default()),
+            )
+            .await?;
+        }
+        let options = match spec.kind {
+            QueueKind::Durable | QueueKind::DeadLetter => QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            QueueKind::Live => QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+        };
+        within(
+            limit,
+            channel.queue_declare(spec.queue.as_str().into(), options, FieldTable::default()),
+        )
+        .await?;
+        if !spec.bindings.is_empty() {
+            declare_exchange(&channel, &spec.exchange, limit).await?;
+        }
+        for pattern in &spec.bindings {
+            within(
+                limit,
+                channel.queue_bind(
+                    spec.queue.as_str().into(),
+                    spec.exchange.as_str().into(),
+                    pattern.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                ),
+            )
+            .await?;
+        }
+        let consumer = within(
+            limit,
+            channel.basic_consume(
+                spec.queue.as_str().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            ),
+        )
+        .await?;
+        Ok(ConsumeLink {
+            connection,
+            channel,
+            consumer,
+        })
+    }
+
+    fn drop_link(&mut self, why: &str) {
+        if let Some(link) = self.link.take() {
+            tracing::warn!(queue = %self.spec.queue, why, "consumer connection lost; reconnecting");
+            self.bus.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+            close_in_background(link.connection);
+        }
+    }
+
+    pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let Some(link) = self.link.as_mut() else {
+                match self.open().await {
+                    Ok(link) => {
+                        tracing::info!(queue = %self.spec.queue, "consumer connected");
+                        self.link = Some(link);
+                        self.backoff = Duration::from_millis(100);
+                    }
+                    Err(err) => {
+                        tracing::warn!(queue = %self.spec.queue, error = %err, "cannot reach the broker; retrying");
+                        tokio::time::sleep(self.backoff).await;
+                        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+                continue;
+            };
+            tokio::select! {
+                item = link.consumer.next() => match item {
+                    Some(Ok(delivery)) => return Some(self.wrap(delivery)),
+                    Some(Err(err)) => self.drop_link(&err.to_string()),
+                    None => self.drop_link("the consumer was cancelled"),
+                },
+                _ = tokio::time::sleep(WATCHDOG_INTERVAL) => {
+                    if !link.connection.status().connected() || !link.channel.status().connected() {
+                        self.drop_link("watchdog found the connection down");
+                    }
+                }
+            }
+        }
+    }
+
+    fn wrap(&self, delivery: lapin::message::Delivery) -> Delivery {
+        let link = self
+            .link
+            .as_ref()
+            .expect("a delivery comes from a live link");
+        let headers = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .map(|table| {
+                table
+                    .inner()
+                    .iter()
+                    .filter_map(|(key, value)| match value {
+                        AMQPValue::LongString(text) => Some((key.to_string(), text.to_string())),
+                        AMQPValue::ShortString(text) => Some((key.to_string(), text.to_string())),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Delivery {
+            routing_key: delivery.routing_key.to_string(),
+            message_id: delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| id.to_string()),
+            redelivered: delivery.redelivered,
+            headers,
+            payload: delivery.data,
+            settle: DeliverySettle::Amqp(Settle {
+                acker: Some(delivery.acker),
+                channel: link.channel.clone(),
+                dead_letter_queue: self.spec.dead_letter_queue(),
+                timeout: self.bus.inner.timeout,
+            }),
+        }
+    }
+}
+
+impl Drop for AmqpSubscription {
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                close_in_background(link.connection);
+            }
+        }
+    }
+}
+
+/// How a RabbitMQ delivery is settled; unsettled on drop means requeued.
+pub struct Settle {
+    acker: Option<lapin::Acker>,
+    channel: Channel,
+    dead_letter_queue: Option<String>,
+    timeout: Duration,
+}
+
+impl Settle {
+    pub async fn ack(mut self) -> Result<(), BusError> {
+        let acker = self.acker.take().expect("settled once");
+        within(self.timeout, acker.ack(BasicAckOptions::default())).await?;
+        Ok(())
+    }
+
+    pub async fn requeue(mut self) -> Result<(), BusError> {
+        let acker = self.acker.take().expect("settled once");
+        let options = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        within(self.timeout, acker.nack(options)).await?;
+        Ok(())
+    }
+
+    /// Publishes a copy to the dead-letter queue (confirmed), then acks the original. If the
+    /// copy cannot be stored the original is requeued instead: refused is never lost.
+    pub async fn dead_letter(
+        self,
+        routing_key: &str,
+        payload: Vec<u8>,
+        message_id: Option<String>,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let Some(queue) = self.dead_letter_queue.clone() else {
+            tracing::warn!(
+                reason,
+                "message refused on a queue without a dead-letter queue; dropped"
+            );
+            return self.ack().await;
+        };
+        let mut headers = FieldTable::default();
+        headers.insert(
+            DEAD_LETTER_REASON.into(),
+            AMQPValue::LongString(reason.into()),
+        );
+        headers.insert(
+            ORIGINAL_ROUTING_KEY.into(),
+            AMQPValue::LongString(routing_key.into()),
+        );
+        let properties = persistent(message_id).with_headers(headers);
+        let options = BasicPublishOptions {
+            mandatory: true,
+            ..BasicPublishOptions::default()
+        };
+        let stored = async {
+            let confirm = within(
+                self.timeout,
+                self.channel.basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    options,
+                    &payload,
+                    properties,
+                ),
+            )
+            .await?;
+            match within(self.timeout, confirm).await? {
+                Confirmation::Ack(None) => Ok(()),
+                Confirmation::Ack(Some(_)) => Err(BusError::Unroutable(queue.clone())),
+                _ => Err(BusError::Nacked),
+            }
+        }
+        .await;
+        match stored {
+            Ok(()) => self.ack().await,
+            Err(err) => {
+                self.requeue().await?;
+                Err(err)
+            }
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::spawn(async move {
+                    let options = BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    };
+                    let _ = acker.nack(options).await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The in-process bus: a small broker with the same semantics as the RabbitMQ one, for the
+//! embedded single-process run. A publish is confirmed once every durable queue it reached has
+//! acked (or dead-lettered) it, so the publisher's outbox keeps a message until it has taken
+//! effect: nothing is lost if the process dies with messages still in memory.
+
+use super::{
+    topic, BusError, Delivery, OutgoingMessage, QueueKind, QueueSpec, Settle as DeliverySettle,
+    DEAD_LETTER_REASON, ORIGINAL_ROUTING_KEY,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// An in-process broker. Cheap to clone; clones share the same queues.
+#[derive(Clone)]
+pub struct MemoryBus {
+    broker: Arc<Mutex<Broker>>,
+    confirm_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Broker {
+    queues: HashMap<String, Arc<Queue>>,
+    bindings: Vec<Binding>,
+}
+
+struct Binding {
+    exchange: String,
+    pattern: String,
+    queue: String,
+}
+
+struct Queue {
+    durable: bool,
+    ready: Mutex<VecDeque<Message>>,
+    notify: Notify,
+}
+
+#[derive(Clone)]
+struct Message {
+    routing_key: String,
+    payload: Vec<u8>,
+    message_id: Option<String>,
+    headers: BTreeMap<String, String>,
+    redelivered: bool,
+    confirm: Option<Arc<Confirm>>,
+}
+
+/// Counts the durable copies of one published message not yet settled.
+struct Confirm {
+    remaining: AtomicUsize,
+    done: Notify,
+}
+
+impl Confirm {
+    fn settle_one(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_waiters();
+        }
+    }
+
+    async fn wait(&self) {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.remaining.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; carry on with it.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Queue {
+    fn push_back(&self, message: Message) {
+        lock(&self.ready).push_back(message);
+        self.notify.notify_one();
+    }
+
+    fn push_front(&self, message: Message) {
+        lock(&self.ready).push_front(message);
+        self.notify.notify_one();
+    }
+}
+
+impl MemoryBus {
+    /// A new, empty broker. A publish that is not confirmed within `confirm_timeout` fails.
+    pub fn new(confirm_timeout: Duration) -> Self {
+        Self {
+            broker: Arc::default(),
+            confirm_timeout,
+        }
+    }
+
+    fn declare(&self, name: &str, durable: bool) -> Arc<Queue> {
+        lock(&self.broker)
+            .queues
+            .entry(name.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Queue {
+                    durable,
+                    ready: Mutex::default(),
+                    notify: Notify::new(),
+                })
+            })
+            .clone()
+    }
+
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        messages: &[OutgoingMessage],
+    ) -> Result<(), BusError> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        {
+            let broker = lock(&self.broker);
+            for outgoing in messages {
+                let mut targets: Vec<&Arc<Queue>> = Vec::new();
+                for binding in &broker.bindings {
+                    if binding.exchange == exchange
+                        && topic::matches(&binding.pattern, &outgoing.routing_key)
+                    {
+                        if let Some(queue) = broker.queues.get(&binding.queue) {
+                            if !targets.iter().any(|t| Arc::ptr_eq(t, queue)) {
+                                targets.push(queue);
+                            }
+                        }
+                    }
+                }
+                if targets.is_empty() {
+                    return Err(BusError::Unroutable(outgoing.routing_key.clone()));
+                }
+                let durable = targets.iter().filter(|q| q.durable).count();
+                let confirm = (durable > 0).then(|| {
+                    Arc::new(Confirm {
+                        remaining: AtomicUsize::new(durable),
+                        done: Notify::new(),
+                    })
+                });
+                for queue in targets {
+                    queue.push_back(Message {
+                        routing_key: outgoing.routing_key.clone(),
+                        payload: outgoing.payload.clone(),
+                        message_id: Some(outgoing.message_id.clone()),
+                        headers: BTreeMap::new(),
+                        redelivered: false,
+                        confirm: confirm.clone().filter(|_| queue.durable),
+                    });
+                }
+                confirms.extend(confirm);
+            }
+        }
+        let all_settled = async {
+            for confirm in &confirms {
+                confirm.wait().await;
+            }
+        };
+        tokio::time::timeout(self.confirm_timeout, all_settled)
+            .await
+            .map_err(|_| BusError::Timeout(self.confirm_timeout))
+    }
+
+    pub fn subscribe(&self, spec: &QueueSpec) -> MemorySubscription {
+        let durable = spec.kind != QueueKind::Live;
+        let queue = self.declare(&spec.queue, durable);
+        let dead_letter_queue = spec.dead_letter_queue();
+        if let Some(name) = &dead_letter_queue {
+            self.declare(name, true);
+        }
+        {
+            let mut broker = lock(&self.broker);
+            for pattern in &spec.bindings {
+                let exists = broker.bindings.iter().any(|b| {
+                    b.exchange == spec.exchange && b.pattern == *pattern && b.queue == spec.queue
+                });
+                if !exists {
+                    broker.bindings.push(Binding {
+                        exchange: spec.exchange.clone(),
+                        pattern: pattern.clone(),
+                        queue: spec.queue.clone(),
+                    });
+                }
+            }
+        }
+        MemorySubscription {
+            bus: self.clone(),
+            name: spec.queue.clone(),
+            live: spec.kind == QueueKind::Live,
+            queue,
+            dead_letter_queue,
+            permits: Arc::new(Semaphore::new(usize::from(spec.prefetch.max(1)))),
+        }
+    }
+}
+
+/// Deliveries from one in-process queue.
+pub struct MemorySubscription {
+    bus: MemoryBus,
+    name: String,
+    live: bool,
+    queue: Arc<Queue>,
+    dead_letter_queue: Option<String>,
+    /// One permit per unsettled delivery: the prefetch limit.
+    permits: Arc<Semaphore>,
+}
+
+impl MemorySubscription {
+    pub async fn next(&mut self) -> Option<Delivery> {
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        loop {
+            let notified = self.queue.notify.notified();
+            let popped = {
+                let mut ready = lock(&self.queue.ready);
+                let popped = ready.pop_front();
+                if popped.is_some() && !ready.is_empty() {
+                    // Wake another consumer of the same queue for the rest.
+                    self.queue.notify.notify_one();
+                }
+                popped
+            };
+            if let Some(message) = popped {
+                return Some(Delivery {
+                    routing_key: message.routing_key.clone(),
+                    payload: message.payload.clone(),
+                    redelivered: message.redelivered,
+                    message_id: message.message_id.clone(),
+                    headers: message.headers.clone(),
+                    settle: DeliverySettle::Memory(Settle {
+                        bus: self.bus.clone(),
+                        queue: self.queue.clone(),
+                        dead_letter_queue: self.dead_letter_queue.clone(),
+                        message: Some(message),
+                        _permit: permit,
+                    }),
+                });
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for MemorySubscription {
+    fn drop(&mut self) {
+        if self.live {
+            // Like an exclusive, auto-delete AMQP queue: it goes away with its consumer.
+            let mut broker = lock(&self.bus.broker);
+            broker.queues.remove(&self.name);
+            broker.bindings.retain(|b| b.queue != self.name);
+        }
+    }
+}
+
+/// How an in-process delivery is settled; unsettled on drop means requeued.
+pub struct Settle {
+    bus: MemoryBus,
+    queue: Arc<Queue>,
+    dead_letter_queue: Option<String>,
+    message: Option<Message>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Settle {
+    pub fn ack(mut self) {
+        if let Some(confirm) = self.message.take().and_then(|m| m.confirm) {
+            confirm.settle_one();
+        }
+    }
+
+    pub fn requeue(mut self) {
+        self.put_back();
+    }
+
+    pub fn dead_letter(
+        mut self,
+        routing_key: &str,
+        payload: Vec<u8>,
+        message_id: Option<String>,
+        reason: &str,
+    ) {
+        let Some(message) = self.message.take() else {
+            return;
+        };
+        match &self.dead_letter_queue {
+            Some(name) => {
+                let mut headers = message.headers.clone();
+                headers.insert(DEAD_LETTER_REASON.to_owned(), reason.to_owned());
+                headers.insert(ORIGINAL_ROUTING_KEY.to_owned(), routing_key.to_owned());
+                self.bus.declare(name, true).push_back(Message {
+                    routing_key: name.clone(),
+                    payload,
+                    message_id,
+                    headers,
+                    redelivered: false,
+                    confirm: None,
+                });
+            }
+            None => tracing::warn!(
+                reason,
+                "message refused on a queue without a dead-letter queue; dropped"
+            ),
+        }
+        if let Some(confirm) = message.confirm {
+            confirm.settle_one();
+        }
+    }
+
+    fn put_back(&mut self) {
+        if let Some(mut message) = self.message.take() {
+            message.redelivered = true;
+            self.queue.push_front(message);
+        }
+    }
+}
+
+impl Drop for Settle {
+    fn drop(&mut self) {
+        self.put_back();
+    }
+}

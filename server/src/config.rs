@@ -1,0 +1,162 @@
+//! Process configuration: one struct filled from environment variables or matching flags. Every
+//! variable is listed in `.env.example`.
+
+use clap::{Parser, ValueEnum};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Which service(s) this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Catalog and web in one process (the embedded default).
+    All,
+    /// The catalog service only: products, like counts, admin API.
+    Catalog,
+    /// The web service only: pages, likes, read model, live updates.
+    Web,
+}
+
+impl Role {
+    pub fn runs_catalog(self) -> bool {
+        matches!(self, Role::All | Role::Catalog)
+    }
+
+    pub fn runs_web(self) -> bool {
+        matches!(self, Role::All | Role::Web)
+    }
+}
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// Everything a live-gallery process needs to start.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "live-gallery",
+    version,
+    about = "Real-time image gallery: catalog and web services"
+)]
+pub struct Config {
+    /// Which service(s) to run.
+    #[arg(long, env = "ROLE", value_enum, default_value = "all")]
+    pub role: Role,
+
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
+    pub site_addr: SocketAddr,
+
+    /// The catalog's database: `sqlite://path` or `postgres://…`.
+    #[arg(
+        long,
+        env = "CATALOG_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "sqlite://data/catalog.db"
+    )]
+    pub catalog_database_url: Secret,
+
+    /// The web service's database: `sqlite://path` or `postgres://…`.
+    #[arg(
+        long,
+        env = "WEB_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "sqlite://data/web.db"
+    )]
+    pub web_database_url: Secret,
+
+    /// RabbitMQ address. Unset: an in-process bus (only sensible with `--role all`).
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<Secret>,
+
+    /// Where the web role reaches the catalog's HTTP API. Unset with `--role all`: in-process.
+    #[arg(long, env = "CATALOG_URL")]
+    pub catalog_url: Option<String>,
+
+    /// Bearer token for admin actions. Unset: a random one is made at start and logged once.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+
+    /// Prefix of every exchange and queue name, so deployments and tests can share a broker.
+    #[arg(long, env = "BUS_NAMESPACE", default_value = "live-gallery")]
+    pub bus_namespace: String,
+
+    /// How many unacknowledged messages a consumer may hold.
+    #[arg(long, env = "BUS_PREFETCH", default_value_t = 100)]
+    pub bus_prefetch: u16,
+
+    /// Longest wait for a broker operation (connect, publish confirm) before it counts as failed.
+    #[arg(long, env = "BUS_TIMEOUT_MS", default_value = "5000", value_parser = parse_millis)]
+    pub bus_timeout: MillisArg,
+
+    /// Connections in each database pool.
+    #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10)]
+    pub database_pool_size: u32,
+}
+
+/// A duration given in milliseconds on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MillisArg(pub Duration);
+
+impl fmt::Display for MillisArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_millis())
+    }
+}
+
+fn parse_millis(raw: &str) -> Result<MillisArg, String> {
+    raw.parse::<u64>()
+        .map(|ms| MillisArg(Duration::from_millis(ms)))
+        .map_err(|_| format!("`{raw}` is not a number of milliseconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "Secret(…)");
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let config = Config::try_parse_from([
+            "live-gallery",
+            "--role",
+            "web",
+            "--site-addr",
+            "127.0.0.1:0",
+            "--bus-timeout",
+            "250",
+        ])
+        .unwrap();
+        assert_eq!(config.role, Role::Web);
+        assert_eq!(config.site_addr.port(), 0);
+        assert_eq!(config.bus_timeout.0, Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,181 @@
+//! Database access for both services: one pool per database, SQLite or PostgreSQL chosen by the
+//! URL, and each service's own migrations run at start-up (a failed migration stops the start).
+
+use crate::config::Secret;
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor};
+use std::sync::Once;
+use std::time::Duration;
+
+/// Which service a database belongs to; each has its own tables and migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Catalog,
+    Web,
+}
+
+/// The database engine behind a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+static CATALOG_POSTGRES: Migrator = sqlx::migrate!("./migrations/catalog/postgres");
+static CATALOG_SQLITE: Migrator = sqlx::migrate!("./migrations/catalog/sqlite");
+static WEB_POSTGRES: Migrator = sqlx::migrate!("./migrations/web/postgres");
+static WEB_SQLITE: Migrator = sqlx::migrate!("./migrations/web/sqlite");
+
+/// Why a database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL: use sqlite://path or postgres://…")]
+    UnsupportedUrl,
+    #[error("cannot create the directory for the SQLite file")]
+    CreateDir(#[source] std::io::Error),
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrations failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// A service's database: its pool and engine. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    engine: Engine,
+    description: String,
+}
+
+impl Database {
+    /// Opens the pool, applies the service's migrations and returns the ready database.
+    pub async fn connect(url: &Secret, service: Service, pool_size: u32) -> Result<Self, DbError> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let raw = url.expose();
+        let (engine, url) = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            (Engine::Postgres, raw.to_owned())
+        } else if let Some(path) = raw.strip_prefix("sqlite://") {
+            let file = path.split('?').next().unwrap_or_default();
+            if let Some(dir) = std::path::Path::new(file)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(DbError::CreateDir)?;
+            }
+            let url = if raw.contains('?') {
+                raw.to_owned()
+            } else {
+                format!("{raw}?mode=rwc")
+            };
+            (Engine::Sqlite, url)
+        } else {
+            return Err(DbError::UnsupportedUrl);
+        };
+
+        let pool = AnyPoolOptions::new()
+            .max_connections(pool_size)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        // WAL lets readers run beside the one writer; the busy timeout makes a
+                        // writer wait for the lock instead of failing at once.
+                        conn.execute(
+                            "pragma journal_mode = wal; pragma synchronous = normal; \
+                             pragma busy_timeout = 5000; pragma foreign_keys = on;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(DbError::Connect)?;
+
+        let migrator = match (service, engine) {
+            (Service::Catalog, Engine::Postgres) => &CATALOG_POSTGRES,
+            (Service::Catalog, Engine::Sqlite) => &CATALOG_SQLITE,
+            (Service::Web, Engine::Postgres) => &WEB_POSTGRES,
+            (Service::Web, Engine::Sqlite) => &WEB_SQLITE,
+        };
+        migrator.run(&pool).await.map_err(DbError::Migrate)?;
+
+        Ok(Self {
+            pool,
+            engine,
+            description: describe(raw, engine),
+        })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Where the data lives, without credentials: for the start-up log.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        let ping: Result<AnyQueryResult, _> = sqlx::query("select 1").execute(&self.pool).await;
+        ping.is_ok()
+    }
+
+    /// Closes every connection; used by graceful shutdown.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A human description of a database URL with any password removed.
+fn describe(url: &str, engine: Engine) -> String {
+    match engine {
+        Engine::Sqlite => {
+            let path = url.trim_start_matches("sqlite://");
+            format!("SQLite file {}", path.split('?').next().unwrap_or(path))
+        }
+        Engine::Postgres => {
+            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("PostgreSQL at {}", rest.split('?').next().unwrap_or(rest))
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: how timestamps are stored, the same on both engines.
+pub fn now_millis() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_never_show_passwords() {
+        let text = describe(
+            "postgres://app:s3cret@db.internal:5432/web?sslmode=require",
+            Engine::Postgres,
+        );
+        assert_eq!(text, "PostgreSQL at db.internal:5432/web");
+        assert!(!text.contains("s3cret"));
+    }
+
+    #[test]
+    fn sqlite_descriptions_name_the_file() {
+        assert_eq!(
+            describe("sqlite://data/web.db?mode=rwc", Engine::Sqlite),
+            "SQLite file data/web.db"
+        );
+    }
+}

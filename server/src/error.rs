@@ -1,0 +1,147 @@
+//! The HTTP error type: domain failures map to clear 4xx answers, anything unexpected to one
+//! opaque 500 (or 503 while a dependency is down) whose cause chain goes to the log only.
+
+use app::domain::ValidationError;
+use app::wire::AppError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::fmt::Write;
+
+/// What a request handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Validation(#[from] ValidationError),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("missing or wrong credentials")]
+    Unauthorized,
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("message bus error")]
+    Bus(#[from] crate::bus::BusError),
+}
+
+/// `Result` with this crate's `Error`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Database(err) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Bus(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Whether a database error means "down or overloaded" rather than "bug".
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08")))
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            Error::Validation(err) => json!({
+                "error": "validation",
+                "field": err.field,
+                "message": err.reason,
+            }),
+            Error::NotFound => json!({ "error": "not_found", "message": "no such resource" }),
+            Error::Conflict(message) => json!({ "error": "conflict", "message": message }),
+            Error::Unauthorized => json!({
+                "error": "unauthorized",
+                "message": "missing or wrong credentials",
+            }),
+            Error::Database(_) | Error::Bus(_) => {
+                tracing::error!(error = %chain(&self), "request failed");
+                if status == StatusCode::SERVICE_UNAVAILABLE {
+                    json!({ "error": "unavailable", "message": "temporarily unavailable; please retry" })
+                } else {
+                    json!({ "error": "internal", "message": "something went wrong on our side" })
+                }
+            }
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+impl From<Error> for AppError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Validation(err) => AppError::Validation(err),
+            Error::NotFound => AppError::NotFound,
+            Error::Conflict(message) => AppError::Conflict(message),
+            Error::Unauthorized => AppError::Unauthorized,
+            other => {
+                tracing::error!(error = %chain(&other), "server function failed");
+                if other.status() == StatusCode::SERVICE_UNAVAILABLE {
+                    AppError::Unavailable
+                } else {
+                    AppError::Internal
+                }
+            }
+        }
+    }
+}
+
+/// An error and all its sources on one line, for logs: `a: b: c`.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let _ = write!(text, ": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_lists_every_cause() {
+        let inner = std::io::Error::other("disk on fire");
+        let outer = crate::db::DbError::CreateDir(inner);
+        assert_eq!(
+            chain(&outer),
+            "cannot create the directory for the SQLite file: disk on fire"
+        );
+    }
+
+    #[test]
+    fn pool_timeouts_are_unavailable_not_internal() {
+        assert_eq!(
+            Error::Database(sqlx::Error::PoolTimedOut).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            Error::Database(sqlx::Error::RowNotFound).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}

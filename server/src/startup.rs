@@ -1,0 +1,199 @@
+//! Assembles a process from its `Config`: databases, bus, background loops and the HTTP router
+//! for the chosen role(s); then serves until asked to stop and winds everything down in order.
+
+use crate::auth::AdminToken;
+use crate::bus::amqp::AmqpBus;
+use crate::bus::memory::MemoryBus;
+use crate::bus::outbox::{Relay, RelayWaker};
+use crate::bus::{Bus, Topology};
+use crate::config::{Config, Role};
+use crate::db::{Database, DbError, Service};
+use crate::health::{self, Health};
+use crate::shutdown::Shutdown;
+use crate::web::WebBackend;
+use app::backend::BackendHandle;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// Longest wait for background loops to finish after the server stopped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the process could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0} database")]
+    Database(&'static str, #[source] DbError),
+    #[error("cannot listen on {0}")]
+    Bind(SocketAddr, #[source] std::io::Error),
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A built process, bound to its port, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    tasks: Vec<JoinHandle<()>>,
+    databases: Vec<Database>,
+    shutdown: Shutdown,
+}
+
+impl Application {
+    /// Opens databases (running migrations), picks the bus, starts background loops and binds
+    /// the listener. Every loop stops when `shutdown` fires.
+    pub async fn build(
+        config: Config,
+        leptos_options: LeptosOptions,
+        shutdown: Shutdown,
+    ) -> Result<Self, StartError> {
+        let topology = Topology::new(&config.bus_namespace);
+        let bus = match &config.amqp_url {
+            Some(url) => Bus::Amqp(AmqpBus::new(url.expose(), config.bus_timeout.0)),
+            None => {
+                if config.role != Role::All {
+                    tracing::warn!(
+                        "no AMQP_URL: the in-process bus cannot reach services in other processes"
+                    );
+                }
+                Bus::Memory(MemoryBus::new(config.bus_timeout.0))
+            }
+        };
+        let admin_token = AdminToken::from_config(config.admin_token.clone());
+
+        let mut tasks = Vec::new();
+        let mut databases = Vec::new();
+        let mut checks = Vec::new();
+        let mut router = Router::new();
+
+        if config.role.runs_catalog() {
+            let db = Database::connect(
+                &config.catalog_database_url,
+                Service::Catalog,
+                config.database_pool_size,
+            )
+            .await
+            .map_err(|err| StartError::Database("catalog", err))?;
+            tracing::info!(
+                database = db.description(),
+                "catalog service: database ready"
+            );
+            let relay = Relay {
+                db: db.clone(),
+                bus: bus.clone(),
+                exchange: topology.catalog_exchange(),
+                waker: RelayWaker::default(),
+            };
+            tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+            checks.push(("catalog", db.clone()));
+            databases.push(db);
+        }
+
+        if config.role.runs_web() {
+            let db = Database::connect(
+                &config.web_database_url,
+                Service::Web,
+                config.database_pool_size,
+            )
+            .await
+            .map_err(|err| StartError::Database("web", err))?;
+            tracing::info!(database = db.description(), "web service: database ready");
+            let relay = Relay {
+                db: db.clone(),
+                bus: bus.clone(),
+                exchange: topology.web_exchange(),
+                waker: RelayWaker::default(),
+            };
+            tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+            let backend = BackendHandle(Arc::new(WebBackend {
+                db: db.clone(),
+                admin_token: admin_token.clone(),
+            }));
+            router = router.merge(pages(leptos_options, backend));
+            checks.push(("web", db.clone()));
+            databases.push(db);
+        }
+
+        router = router.merge(health::router(Health {
+            databases: checks,
+            bus: bus.clone(),
+        }));
+
+        let listener = TcpListener::bind(config.site_addr)
+            .await
+            .map_err(|err| StartError::Bind(config.site_addr, err))?;
+        let address = listener
+            .local_addr()
+            .map_err(|err| StartError::Bind(config.site_addr, err))?;
+        tracing::info!(
+            role = ?config.role,
+            bus = %bus.description(),
+            "live-gallery listening on http://{address}"
+        );
+
+        Ok(Self {
+            listener,
+            router,
+            tasks,
+            databases,
+            shutdown,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until shutdown: in-flight requests finish, then the loops stop, then the pools
+    /// close.
+    pub async fn run(self) -> Result<(), StartError> {
+        let Self {
+            listener,
+            router,
+            tasks,
+            databases,
+            shutdown,
+        } = self;
+        let mut stop = shutdown.clone();
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.wait().await })
+            .await
+            .map_err(StartError::Serve);
+        let drained =
+            tokio::time::timeout(DRAIN_TIMEOUT, futures_util::future::join_all(tasks)).await;
+        if drained.is_err() {
+            tracing::warn!("background loops did not stop within {DRAIN_TIMEOUT:?}");
+        }
+        for db in databases {
+            db.close().await;
+        }
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// The Leptos pages and server functions, with the web backend in their context.
+fn pages(options: LeptosOptions, backend: BackendHandle) -> Router {
+    let routes = generate_route_list(app::App);
+    Router::new()
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || provide_context(backend.clone()),
+            {
+                let options = options.clone();
+                move || app::shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler(app::shell))
+        .with_state(options)
+}

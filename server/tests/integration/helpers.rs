@@ -1,0 +1,265 @@
+//! The test harness: `spawn_app` starts a whole live-gallery process in this test's runtime on
+//! port 0, with fresh databases and a unique bus namespace, and returns a `TestApp` with one
+//! helper per endpoint.
+
+use server::bus::amqp::AmqpBus;
+use server::bus::memory::MemoryBus;
+use server::bus::Bus;
+use server::config::Config;
+use server::shutdown::{self, ShutdownTrigger};
+use server::startup::Application;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::Executor;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Once;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// The broker tests use (override with `TEST_AMQP_URL`).
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A PostgreSQL database tests may create databases from (override with `TEST_POSTGRES_URL`).
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Logs from the app under test, shown for failing tests (`RUST_LOG` to change the level).
+pub fn init_logs() {
+    static LOGS: Once = Once::new();
+    LOGS.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Which database engine a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Sqlite,
+}
+
+/// A fresh, empty database URL for one service of one test.
+pub async fn fresh_database(engine: Engine, dir: &SqliteDir) -> String {
+    match engine {
+        Engine::Postgres => {
+            let name = unique("lg_test");
+            let admin_url = postgres_admin_url();
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&admin_url)
+                .await
+                .expect("PostgreSQL is running on 127.0.0.1:5432 (see README)");
+            admin
+                .execute(format!(r#"create database "{name}""#).as_str())
+                .await
+                .expect("can create a test database");
+            admin.close().await;
+            let (base, _) = admin_url
+                .rsplit_once('/')
+                .expect("admin URL names a database");
+            format!("{base}/{name}")
+        }
+        Engine::Sqlite => format!("sqlite://{}/{}.db", dir.0.display(), unique("db")),
+    }
+}
+
+/// A temporary directory for SQLite files, removed on drop.
+pub struct SqliteDir(pub PathBuf);
+
+impl SqliteDir {
+    pub fn new() -> Self {
+        let path = std::env::temp_dir().join(unique("live-gallery-test"));
+        std::fs::create_dir_all(&path).expect("can create a temporary directory");
+        Self(path)
+    }
+}
+
+impl Drop for SqliteDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// How to run the app under test.
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    pub engine: Engine,
+    /// RabbitMQ (true) or the in-process bus (false).
+    pub rabbitmq: bool,
+    /// Overrides `AMQP_URL` (e.g. an unreachable broker).
+    pub amqp_url: Option<String>,
+    pub role: &'static str,
+}
+
+impl Default for TestOptions {
+    fn default() -> Self {
+        Self {
+            engine: Engine::Postgres,
+            rabbitmq: true,
+            amqp_url: None,
+            role: "all",
+        }
+    }
+}
+
+impl TestOptions {
+    /// The embedded set-up a newcomer gets: SQLite files and the in-process bus.
+    pub fn embedded() -> Self {
+        Self {
+            engine: Engine::Sqlite,
+            rabbitmq: false,
+            ..Self::default()
+        }
+    }
+}
+
+/// A running app and a client for it. Stops the app when dropped.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    trigger: ShutdownTrigger,
+    server: Option<JoinHandle<()>>,
+    _sqlite: SqliteDir,
+}
+
+/// Starts the app on PostgreSQL and RabbitMQ.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(TestOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: TestOptions) -> TestApp {
+    init_logs();
+    let sqlite = SqliteDir::new();
+    let namespace = unique("lg_test");
+    let admin_token = unique("token");
+    let catalog_db = fresh_database(options.engine, &sqlite).await;
+    let web_db = fresh_database(options.engine, &sqlite).await;
+    let mut args = vec![
+        "live-gallery".to_owned(),
+        format!("--role={}", options.role),
+        "--site-addr=127.0.0.1:0".to_owned(),
+        format!("--catalog-database-url={catalog_db}"),
+        format!("--web-database-url={web_db}"),
+        format!("--admin-token={admin_token}"),
+        format!("--bus-namespace={namespace}"),
+        "--bus-timeout=2000".to_owned(),
+        "--database-pool-size=5".to_owned(),
+    ];
+    if let Some(url) = options
+        .amqp_url
+        .clone()
+        .or_else(|| options.rabbitmq.then(amqp_url))
+    {
+        args.push(format!("--amqp-url={url}"));
+    }
+    let mut config = <Config as clap::Parser>::try_parse_from(args).expect("test flags parse");
+    if !options.rabbitmq && options.amqp_url.is_none() {
+        // A developer's AMQP_URL must not leak into an embedded-mode test.
+        config.amqp_url = None;
+    }
+
+    let leptos_options = leptos::config::LeptosOptions::builder()
+        .output_name("live-gallery")
+        .site_root(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))
+        .build();
+    let (trigger, stop) = shutdown::channel();
+    let app = Application::build(config, leptos_options, stop)
+        .await
+        .expect("the app starts");
+    let address = app.local_addr();
+    let server = tokio::spawn(async move {
+        app.run().await.expect("the app serves until stopped");
+    });
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("a client builds"),
+        admin_token,
+        trigger,
+        server: Some(server),
+        _sqlite: sqlite,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    pub async fn healthz(&self) -> reqwest::Response {
+        self.get("/healthz").await
+    }
+
+    pub async fn readyz(&self) -> reqwest::Response {
+        self.get("/readyz").await
+    }
+
+    /// Calls the `sign_in` server function as a plain form post (no JavaScript).
+    pub async fn sign_in(&self, token: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/sign_in"))
+            .header("accept", "text/html")
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    /// The gallery page's HTML.
+    pub async fn gallery_page(&self) -> reqwest::Response {
+        self.get("/").await
+    }
+
+    /// Asks the app to stop and waits until it has: in-flight work finishes, loops stop.
+    pub async fn stop(mut self) {
+        self.trigger.trigger();
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(15), server)
+                .await
+                .expect("the app stops within 15 s")
+                .expect("the app stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.trigger.trigger();
+    }
+}
+
+/// A bus of either kind for contract tests, with a timeout short enough to keep tests quick.
+pub fn rabbitmq_bus() -> Bus {
+    Bus::Amqp(AmqpBus::new(&amqp_url(), Duration::from_secs(5)))
+}
+
+pub fn memory_bus() -> Bus {
+    Bus::Memory(MemoryBus::new(Duration::from_secs(5)))
+}

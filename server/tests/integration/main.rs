@@ -1,0 +1,8 @@
+//! Integration tests against the real RabbitMQ and PostgreSQL on this machine (and the embedded
+//! SQLite + in-process bus). One test binary, so the server crate is linked once.
+
+mod bus_contract;
+mod helpers;
+mod outbox;
+mod pages;
+mod probes;

@@ -1,0 +1,96 @@
+//! Server-side rendering of the pages, on both database engines.
+
+use crate::helpers::{spawn_app_with, TestOptions};
+
+async fn the_gallery_renders_its_empty_state(options: TestOptions) {
+    let app = spawn_app_with(options).await;
+    let page = app.gallery_page().await;
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<h1>Gallery"), "{html}");
+    assert!(html.contains("No pictures yet"), "{html}");
+    assert!(
+        html.contains("/pkg/live-gallery.js"),
+        "the page loads the hydration script"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_gallery_renders_on_postgres() {
+    the_gallery_renders_its_empty_state(TestOptions::default()).await;
+}
+
+#[tokio::test]
+async fn the_gallery_renders_on_sqlite() {
+    the_gallery_renders_its_empty_state(TestOptions::embedded()).await;
+}
+
+#[tokio::test]
+async fn an_unknown_page_answers_404() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let page = app.get("/no/such/page").await;
+    assert_eq!(page.status(), 404);
+    assert!(page.text().await.unwrap().contains("Page not found"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn signing_in_with_the_admin_token_sets_a_strict_http_only_cookie() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let response = app.sign_in(&app.admin_token).await;
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("lg_admin="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+
+    let session = cookie.split(';').next().unwrap();
+    let admin = app
+        .client
+        .get(app.url("/admin"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        admin.contains("You are signed in as the administrator."),
+        "{admin}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_admin_token_is_refused_and_sets_no_cookie() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let response = app.sign_in("not-the-token").await;
+    assert_eq!(response.status(), 401);
+    assert!(response.headers().get("set-cookie").is_none());
+
+    let forged = app
+        .client
+        .get(app.url("/admin"))
+        .header("cookie", "lg_admin=not-the-token")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        forged.contains("Admin token"),
+        "the sign-in form is shown again"
+    );
+    assert!(!forged.contains("You are signed in"));
+    app.stop().await;
+}
