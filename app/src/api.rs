@@ -7,6 +7,9 @@ use leptos::prelude::*;
 /// Name of the cookie that holds the administrator's session.
 pub const ADMIN_COOKIE: &str = "lg_admin";
 
+/// Where a refused sign-in without JavaScript lands.
+pub const SIGN_IN_FAILED_PATH: &str = "/admin?sign_in=failed";
+
 /// Products in the gallery, ordered by id.
 #[server(endpoint = "list_products")]
 pub async fn list_products() -> Result<Vec<Product>, AppError> {
@@ -26,7 +29,13 @@ pub async fn sign_in(token: String) -> Result<(), AppError> {
     let backend = crate::backend::backend()?;
     if !backend.is_admin_token(token.trim()) {
         tracing::info!("admin sign-in refused");
-        session::set_status(http::StatusCode::UNAUTHORIZED);
+        if session::is_plain_form_post() {
+            // Without JavaScript the browser shows whatever we answer: send it back to the
+            // form, which explains what went wrong.
+            leptos_axum::redirect(SIGN_IN_FAILED_PATH);
+        } else {
+            session::set_status(http::StatusCode::UNAUTHORIZED);
+        }
         return Err(AppError::Unauthorized);
     }
     session::set_cookie(&format!(
@@ -74,6 +83,17 @@ pub(crate) mod session {
             return false;
         };
         crate::backend::backend().is_ok_and(|backend| backend.is_admin_token(&token))
+    }
+
+    /// Whether the request is a browser's form post without JavaScript (it accepts HTML).
+    pub(crate) fn is_plain_form_post() -> bool {
+        use_context::<http::request::Parts>().is_some_and(|parts| {
+            parts
+                .headers
+                .get(http::header::ACCEPT)
+                .and_then(|accept| accept.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"))
+        })
     }
 
     pub(crate) fn set_status(status: http::StatusCode) {

@@ -148,7 +148,7 @@ impl Bus {
     /// Declares the queue (and its bindings and dead-letter queue) and starts reading it.
     pub async fn subscribe(&self, spec: &QueueSpec) -> Result<Subscription, BusError> {
         Ok(match self {
-            Bus::Amqp(bus) => Subscription::Amqp(bus.subscribe(spec).await?),
+            Bus::Amqp(bus) => Subscription::Amqp(Box::new(bus.subscribe(spec).await?)),
             Bus::Memory(bus) => Subscription::Memory(bus.subscribe(spec)),
         })
     }
@@ -172,7 +172,8 @@ impl Bus {
 
 /// A stream of deliveries from one queue.
 pub enum Subscription {
-    Amqp(amqp::AmqpSubscription),
+    // Boxed: the AMQP side holds a whole connection's worth of state.
+    Amqp(Box<amqp::AmqpSubscription>),
     Memory(memory::MemorySubscription),
 }
 

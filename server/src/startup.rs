@@ -54,7 +54,12 @@ impl Application {
         shutdown: Shutdown,
     ) -> Result<Self, StartError> {
         let topology = Topology::new(&config.bus_namespace);
-        let bus = match &config.amqp_url {
+        // An empty AMQP_URL means "not set", so a blank line in an env file keeps the embedded bus.
+        let bus = match config
+            .amqp_url
+            .as_ref()
+            .filter(|url| !url.expose().trim().is_empty())
+        {
             Some(url) => Bus::Amqp(AmqpBus::new(url.expose(), config.bus_timeout.0)),
             None => {
                 if config.role != Role::All {

@@ -1,7 +1,9 @@
 //! `/admin`: sign in with the administrator token; product management builds on this page.
 
 use crate::api::{admin_session, SignIn, SignOut};
+use crate::wire::AppError;
 use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
@@ -38,12 +40,22 @@ pub fn AdminPage() -> impl IntoView {
 #[component]
 fn SignInForm(action: ServerAction<SignIn>) -> impl IntoView {
     let (revealed, set_revealed) = signal(false);
+    // Without JavaScript a refused sign-in comes back as `?sign_in=failed`.
+    let query = use_query_map();
     let error = move || {
-        action
-            .value()
-            .get()
-            .and_then(Result::err)
-            .map(|err| view! { <p role="alert" class="error">{err.to_string()}</p> })
+        let from_redirect = query
+            .read()
+            .get("sign_in")
+            .filter(|outcome| outcome == "failed")
+            .map(|_| AppError::Unauthorized);
+        let from_action = action.value().get().and_then(Result::err);
+        from_action.or(from_redirect).map(|err| {
+            let message = match err {
+                AppError::Unauthorized => "That token is not right.".to_owned(),
+                other => other.to_string(),
+            };
+            view! { <p role="alert" class="error">{message}</p> }
+        })
     };
     view! {
         <ActionForm action attr:class="sign-in">

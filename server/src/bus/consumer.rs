@@ -51,8 +51,8 @@ pub async fn run<H: Handler>(mut subscription: Subscription, handler: H, mut shu
             },
         };
         match process(&handler, delivery).await {
-            Processed::Done => pause = RETRY_PAUSE.0,
-            Processed::Retry(delivery) => {
+            None => pause = RETRY_PAUSE.0,
+            Some(delivery) => {
                 // Back off so a database outage is not turned into a hot loop, then let the
                 // broker deliver it again.
                 tokio::select! {
@@ -69,35 +69,31 @@ pub async fn run<H: Handler>(mut subscription: Subscription, handler: H, mut shu
     tracing::info!("consumer stopped");
 }
 
-enum Processed {
-    Done,
-    Retry(Delivery),
-}
-
-async fn process<H: Handler>(handler: &H, delivery: Delivery) -> Processed {
+/// Handles and settles one delivery; gives it back if it should be retried.
+async fn process<H: Handler>(handler: &H, delivery: Delivery) -> Option<Delivery> {
     let envelope: Envelope<H::Event> = match serde_json::from_slice(&delivery.payload) {
         Ok(envelope) => envelope,
         Err(err) => {
             let reason = format!("undecodable message: {err}");
             tracing::warn!(routing_key = %delivery.routing_key, %reason, "dead-lettering");
             settle(delivery.dead_letter(&reason).await);
-            return Processed::Done;
+            return None;
         }
     };
     let event_id = envelope.id;
     match handler.handle(envelope).await {
         Ok(()) => {
             settle(delivery.ack().await);
-            Processed::Done
+            None
         }
         Err(HandleError::Poison(reason)) => {
             tracing::warn!(%event_id, %reason, "dead-lettering");
             settle(delivery.dead_letter(&reason).await);
-            Processed::Done
+            None
         }
         Err(err @ HandleError::Retry(_)) => {
             tracing::warn!(%event_id, error = %crate::error::chain(&err), "event not applied; will retry");
-            Processed::Retry(delivery)
+            Some(delivery)
         }
     }
 }

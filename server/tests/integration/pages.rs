@@ -74,8 +74,25 @@ async fn signing_in_with_the_admin_token_sets_a_strict_http_only_cookie() {
 async fn a_wrong_admin_token_is_refused_and_sets_no_cookie() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let response = app.sign_in("not-the-token").await;
-    assert_eq!(response.status(), 401);
+    assert_eq!(response.status(), 302, "a form post goes back to the form");
+    assert_eq!(response.headers()["location"], "/admin?sign_in=failed");
     assert!(response.headers().get("set-cookie").is_none());
+
+    let explained = app.get("/admin?sign_in=failed").await.text().await.unwrap();
+    assert!(
+        explained.contains("That token is not right."),
+        "{explained}"
+    );
+
+    let from_script = app
+        .client
+        .post(app.url("/api/sign_in"))
+        .form(&[("token", "not-the-token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_script.status(), 401, "a script's call gets the status");
+    assert!(from_script.headers().get("set-cookie").is_none());
 
     let forged = app
         .client
