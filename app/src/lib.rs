@@ -3,6 +3,7 @@
 //! Layout:
 //! - `domain`: validated input types (`ProductTitle`, `ImageUrl`, `ProductId`) shared with the server
 //! - `wire`: what crosses the wire (`Product`, `AppError`)
+//! - `live`: the messages pushed to browsers over `/ws` (`LiveMessage`)
 //! - `api`: server functions; each one authorises, parses and delegates to the `Backend`
 //! - `backend` (ssr only): the trait the `server` crate implements for the pages
 //! - `pages`: one module per page (`GalleryPage`, `AdminPage`, `NotFoundPage`)
@@ -13,6 +14,7 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
 pub mod domain;
+pub mod live;
 pub mod pages;
 pub mod wire;
 

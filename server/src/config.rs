@@ -112,6 +112,14 @@ pub struct Config {
     #[arg(long, env = "BUS_TIMEOUT_MS", default_value = "5000", value_parser = parse_millis)]
     pub bus_timeout: MillisArg,
 
+    /// Most WebSockets one web instance keeps open; more are refused with 503.
+    #[arg(long, env = "LIVE_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub live_max_connections: usize,
+
+    /// Live messages a slow socket may fall behind before it is told to resync.
+    #[arg(long, env = "LIVE_BUFFER", default_value_t = 256)]
+    pub live_buffer: usize,
+
     /// Connections in each database pool.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10)]
     pub database_pool_size: u32,

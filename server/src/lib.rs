@@ -6,6 +6,7 @@
 //! - `db`: pools, engines (SQLite, PostgreSQL) and per-service migrations
 //! - `bus`: envelope, RabbitMQ and in-process buses, consumer loop, outbox relay
 //! - `web`: the web service: page backend, read model
+//! - `live`: the WebSocket hub behind `GET /ws`
 //! - `health`: `/healthz` and `/readyz`
 //! - `auth`: the administrator token
 //! - `error`: the HTTP error type
@@ -18,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod health;
+pub mod live;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -9,6 +9,7 @@ use crate::bus::{Bus, Topology};
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::health::{self, Health};
+use crate::live::{self, LiveHub};
 use crate::shutdown::Shutdown;
 use crate::web::WebBackend;
 use app::backend::BackendHandle;
@@ -43,6 +44,7 @@ pub struct Application {
     tasks: Vec<JoinHandle<()>>,
     databases: Vec<Database>,
     shutdown: Shutdown,
+    live: Option<Arc<LiveHub>>,
 }
 
 impl Application {
@@ -76,6 +78,7 @@ impl Application {
         let mut databases = Vec::new();
         let mut checks = Vec::new();
         let mut router = Router::new();
+        let mut live = None;
 
         if config.role.runs_catalog() {
             let db = Database::connect(
@@ -120,7 +123,11 @@ impl Application {
                 db: db.clone(),
                 admin_token: admin_token.clone(),
             }));
-            router = router.merge(pages(leptos_options, backend));
+            let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
+            router = router
+                .merge(live::router(hub.clone(), shutdown.clone()))
+                .merge(pages(leptos_options, backend));
+            live = Some(hub);
             checks.push(("web", db.clone()));
             databases.push(db);
         }
@@ -148,7 +155,13 @@ impl Application {
             tasks,
             databases,
             shutdown,
+            live,
         })
+    }
+
+    /// The live hub, when this process runs the web role.
+    pub fn live_hub(&self) -> Option<Arc<LiveHub>> {
+        self.live.clone()
     }
 
     /// The address actually bound (useful with port 0).
@@ -167,6 +180,7 @@ impl Application {
             tasks,
             databases,
             shutdown,
+            live: _,
         } = self;
         let mut stop = shutdown.clone();
         let served = axum::serve(listener, router)

@@ -6,13 +6,14 @@ use server::bus::amqp::AmqpBus;
 use server::bus::memory::MemoryBus;
 use server::bus::Bus;
 use server::config::Config;
+use server::live::LiveHub;
 use server::shutdown::{self, ShutdownTrigger};
 use server::startup::Application;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::Executor;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
@@ -104,6 +105,8 @@ pub struct TestOptions {
     /// Overrides `AMQP_URL` (e.g. an unreachable broker).
     pub amqp_url: Option<String>,
     pub role: &'static str,
+    /// More flags, as on the command line.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for TestOptions {
@@ -113,6 +116,7 @@ impl Default for TestOptions {
             rabbitmq: true,
             amqp_url: None,
             role: "all",
+            extra_args: Vec::new(),
         }
     }
 }
@@ -133,6 +137,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     pub admin_token: String,
+    /// The web role's live hub, to push messages in hub tests.
+    pub live: Option<Arc<LiveHub>>,
     trigger: ShutdownTrigger,
     server: Option<JoinHandle<()>>,
     _sqlite: SqliteDir,
@@ -168,6 +174,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     {
         args.push(format!("--amqp-url={url}"));
     }
+    args.extend(options.extra_args.iter().cloned());
     let mut config = <Config as clap::Parser>::try_parse_from(args).expect("test flags parse");
     if !options.rabbitmq && options.amqp_url.is_none() {
         // A developer's AMQP_URL must not leak into an embedded-mode test.
@@ -183,6 +190,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .await
         .expect("the app starts");
     let address = app.local_addr();
+    let live = app.live_hub();
     let server = tokio::spawn(async move {
         app.run().await.expect("the app serves until stopped");
     });
@@ -194,6 +202,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
             .build()
             .expect("a client builds"),
         admin_token,
+        live,
         trigger,
         server: Some(server),
         _sqlite: sqlite,
@@ -232,6 +241,13 @@ impl TestApp {
             .expect("request reaches the app")
     }
 
+    /// Opens a WebSocket on `/ws`, as a browser would.
+    pub async fn connect_live(&self) -> Result<LiveClient, tokio_tungstenite::tungstenite::Error> {
+        let (socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address)).await?;
+        Ok(LiveClient(socket))
+    }
+
     /// The gallery page's HTML.
     pub async fn gallery_page(&self) -> reqwest::Response {
         self.get("/").await
@@ -252,6 +268,33 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.trigger.trigger();
+    }
+}
+
+/// A WebSocket client of `/ws`.
+pub struct LiveClient(
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+);
+
+impl LiveClient {
+    /// The next live message, skipping control frames; fails the test after 10 s.
+    pub async fn next_message(&mut self) -> serde_json::Value {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let read = async {
+            loop {
+                match self.0.next().await {
+                    Some(Ok(Message::Text(text))) => {
+                        return serde_json::from_str(&text).expect("live messages are JSON")
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                    other => panic!("the live socket ended: {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("a live message arrives in time")
     }
 }
 

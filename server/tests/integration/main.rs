@@ -3,6 +3,7 @@
 
 mod bus_contract;
 mod helpers;
+mod live;
 mod outbox;
 mod pages;
 mod probes;

@@ -1,0 +1,152 @@
+//! The live hub of one web instance: `GET /ws` upgrades to a WebSocket that receives every
+//! `LiveMessage` published to the hub. One broadcast channel per instance; each socket has a send
+//! task and a receive task, and when one ends the other is stopped. A client too slow to keep up
+//! loses its place in the channel and is told to `resync` rather than silently missing updates.
+
+use crate::shutdown::Shutdown;
+use app::live::LiveMessage;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+/// How often the server pings each socket, so idle connections stay open through proxies and
+/// dead peers are noticed.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Fans live messages out to every open socket of this instance.
+pub struct LiveHub {
+    sender: broadcast::Sender<Utf8Bytes>,
+    open: AtomicUsize,
+    max_connections: usize,
+}
+
+impl LiveHub {
+    /// A hub that accepts up to `max_connections` sockets, each allowed to fall `buffer`
+    /// messages behind before it is told to resync.
+    pub fn new(max_connections: usize, buffer: usize) -> Arc<Self> {
+        let (sender, _) = broadcast::channel(buffer.max(1));
+        Arc::new(Self {
+            sender,
+            open: AtomicUsize::new(0),
+            max_connections,
+        })
+    }
+
+    /// Sends `message` to every open socket.
+    pub fn publish(&self, message: &LiveMessage) {
+        let text = serde_json::to_string(message).expect("live messages serialise to JSON");
+        // An error only means nobody is connected.
+        let _ = self.sender.send(Utf8Bytes::from(text));
+    }
+
+    /// Sockets open right now.
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    fn reserve(self: &Arc<Self>) -> Option<Slot> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < self.max_connections).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| Slot(self.clone()))
+    }
+}
+
+/// One place among the hub's connections, given back on drop.
+struct Slot(Arc<LiveHub>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[derive(Clone)]
+struct LiveState {
+    hub: Arc<LiveHub>,
+    shutdown: Shutdown,
+}
+
+/// `GET /ws`.
+pub fn router(hub: Arc<LiveHub>, shutdown: Shutdown) -> Router {
+    Router::new()
+        .route("/ws", get(upgrade))
+        .with_state(LiveState { hub, shutdown })
+}
+
+async fn upgrade(State(state): State<LiveState>, ws: WebSocketUpgrade) -> Response {
+    let Some(slot) = state.hub.reserve() else {
+        tracing::warn!(
+            max = state.hub.max_connections,
+            "live connection refused: instance full"
+        );
+        let body = json!({
+            "error": "unavailable",
+            "message": "too many live connections on this server; try again shortly",
+        });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    };
+    // Subscribe before answering, so nothing published after the handshake is missed.
+    let updates = state.hub.sender.subscribe();
+    ws.on_upgrade(move |socket| serve(socket, state, slot, updates))
+}
+
+async fn serve(
+    socket: WebSocket,
+    state: LiveState,
+    slot: Slot,
+    mut updates: broadcast::Receiver<Utf8Bytes>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let mut shutdown = state.shutdown;
+    let resync = Utf8Bytes::from(serde_json::to_string(&LiveMessage::Resync).expect("serialises"));
+
+    let mut send = tokio::spawn(async move {
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        ping.tick().await;
+        loop {
+            let outgoing = tokio::select! {
+                update = updates.recv() => match update {
+                    Ok(text) => Message::Text(text),
+                    Err(RecvError::Lagged(skipped)) => {
+                        tracing::debug!(skipped, "live client fell behind; asking it to resync");
+                        Message::Text(resync.clone())
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+                _ = ping.tick() => Message::Ping(Default::default()),
+                _ = shutdown.wait() => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            };
+            if sink.send(outgoing).await.is_err() {
+                break;
+            }
+        }
+    });
+    // Browsers send nothing but control frames; reading keeps pongs and close frames flowing.
+    let mut receive = tokio::spawn(async move {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    });
+    tokio::select! {
+        _ = &mut send => receive.abort(),
+        _ = &mut receive => send.abort(),
+    }
+    drop(slot);
+}
