@@ -1,6 +1,7 @@
 //! The port between the UI and the services: what server functions need, implemented by the
 //! `server` crate and provided as context, so no SQL or AMQP lives in `app`.
 
+use crate::domain::{ProductDraft, ProductId};
 use crate::wire::{AppError, Product};
 use std::future::Future;
 use std::pin::Pin;
@@ -16,6 +17,19 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Whether `candidate` is the administrator token (compared in constant time).
     fn is_admin_token(&self, candidate: &str) -> bool;
+
+    /// The catalog's products (admin view, straight from the source of truth).
+    fn admin_products(&self) -> BoxFuture<'_, Result<Vec<Product>, AppError>>;
+
+    fn create_product(&self, draft: ProductDraft) -> BoxFuture<'_, Result<Product, AppError>>;
+
+    fn update_product(
+        &self,
+        id: ProductId,
+        draft: ProductDraft,
+    ) -> BoxFuture<'_, Result<Product, AppError>>;
+
+    fn delete_product(&self, id: ProductId) -> BoxFuture<'_, Result<(), AppError>>;
 }
 
 /// The backend as held in Leptos context.

@@ -189,6 +189,23 @@ impl From<ImageUrl> for String {
     }
 }
 
+/// What an administrator submits to create or replace a product, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductDraft {
+    pub title: ProductTitle,
+    pub image: ImageUrl,
+}
+
+impl ProductDraft {
+    /// Parses both fields; the first invalid one is reported.
+    pub fn parse(title: &str, image: &str) -> Result<Self, ValidationError> {
+        Ok(Self {
+            title: ProductTitle::parse(title)?,
+            image: ImageUrl::parse(image)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,11 @@
 //! The administrator's credential: the configured (or generated) token, compared in constant
-//! time.
+//! time, and the `Admin` extractor that guards the admin API.
 
 use crate::config::Secret;
+use crate::error::Error;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 
 /// The token that admin requests must present.
 #[derive(Clone)]
@@ -24,6 +28,11 @@ impl AdminToken {
         }
     }
 
+    /// The token itself, for calls this service makes to the catalog.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
     /// Whether `candidate` is the token. Takes the same time wherever the first difference is.
     pub fn matches(&self, candidate: &str) -> bool {
         let expected = self.0.expose().as_bytes();
@@ -33,6 +42,32 @@ impl AdminToken {
             difference |= byte ^ candidate.get(index).copied().unwrap_or(!byte);
         }
         difference == 0
+    }
+}
+
+/// Proof that a request carried `Authorization: Bearer <ADMIN_TOKEN>`. Put it first in a
+/// handler's arguments so nothing else runs for an unauthorised request.
+pub struct Admin;
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    AdminToken: FromRef<S>,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = AdminToken::from_ref(state);
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim);
+        match presented {
+            Some(candidate) if token.matches(candidate) => Ok(Admin),
+            _ => Err(Error::Unauthorized),
+        }
     }
 }
 

@@ -20,6 +20,12 @@ pub enum Error {
     Conflict(String),
     #[error("missing or wrong credentials")]
     Unauthorized,
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("the body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the body is too large")]
+    PayloadTooLarge,
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("message bus error")]
@@ -36,6 +42,9 @@ impl Error {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(err) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Bus(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,6 +78,13 @@ impl IntoResponse for Error {
                 "error": "unauthorized",
                 "message": "missing or wrong credentials",
             }),
+            Error::BadRequest(message) => json!({ "error": "bad_request", "message": message }),
+            Error::UnsupportedMediaType => {
+                json!({ "error": "unsupported_media_type", "message": self.to_string() })
+            }
+            Error::PayloadTooLarge => {
+                json!({ "error": "payload_too_large", "message": "the body is larger than 64 KiB" })
+            }
             Error::Database(_) | Error::Bus(_) => {
                 tracing::error!(error = %chain(&self), "request failed");
                 if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -96,6 +112,9 @@ impl From<Error> for AppError {
             Error::NotFound => AppError::NotFound,
             Error::Conflict(message) => AppError::Conflict(message),
             Error::Unauthorized => AppError::Unauthorized,
+            Error::BadRequest(_) | Error::UnsupportedMediaType | Error::PayloadTooLarge => {
+                AppError::Transport("the request was malformed".to_owned())
+            }
             other => {
                 tracing::error!(error = %chain(&other), "server function failed");
                 if other.status() == StatusCode::SERVICE_UNAVAILABLE {

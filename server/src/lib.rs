@@ -5,7 +5,9 @@
 //! - `startup`: builds a process for its role(s) and serves it until stopped
 //! - `db`: pools, engines (SQLite, PostgreSQL) and per-service migrations
 //! - `bus`: envelope, RabbitMQ and in-process buses, consumer loop, outbox relay
-//! - `web`: the web service: page backend, read model
+//! - `events`: the event families the services exchange (`CatalogEvent`)
+//! - `catalog`: the catalog service: product store, admin REST API
+//! - `web`: the web service: page backend, read model, client of the catalog
 //! - `live`: the WebSocket hub behind `GET /ws`
 //! - `health`: `/healthz` and `/readyz`
 //! - `auth`: the administrator token
@@ -15,9 +17,11 @@
 
 pub mod auth;
 pub mod bus;
+pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod live;
 pub mod shutdown;

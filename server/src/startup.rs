@@ -5,13 +5,14 @@ use crate::auth::AdminToken;
 use crate::bus::amqp::AmqpBus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::outbox::{Relay, RelayWaker};
-use crate::bus::{Bus, Topology};
+use crate::bus::{consumer, Bus, BusError, QueueKind, QueueSpec, Topology};
+use crate::catalog::{self, CatalogState, CatalogStore};
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::health::{self, Health};
 use crate::live::{self, LiveHub};
 use crate::shutdown::Shutdown;
-use crate::web::WebBackend;
+use crate::web::{CatalogClient, ReadModelHandler, WebBackend};
 use app::backend::BackendHandle;
 use axum::Router;
 use leptos::config::LeptosOptions;
@@ -31,6 +32,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error("{0} database")]
     Database(&'static str, #[source] DbError),
+    #[error("cannot subscribe to the bus")]
+    Bus(#[source] BusError),
     #[error("cannot listen on {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
     #[error("the HTTP server failed")]
@@ -80,6 +83,7 @@ impl Application {
         let mut router = Router::new();
         let mut live = None;
 
+        let mut catalog_store = None;
         if config.role.runs_catalog() {
             let db = Database::connect(
                 &config.catalog_database_url,
@@ -92,13 +96,20 @@ impl Application {
                 database = db.description(),
                 "catalog service: database ready"
             );
+            let waker = RelayWaker::default();
+            let store = CatalogStore::new(db.clone(), waker.clone());
+            router = router.merge(catalog::router(CatalogState {
+                store: store.clone(),
+                admin_token: admin_token.clone(),
+            }));
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
                 exchange: topology.catalog_exchange(),
-                waker: RelayWaker::default(),
+                waker,
             };
             tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+            catalog_store = Some(store);
             checks.push(("catalog", db.clone()));
             databases.push(db);
         }
@@ -119,9 +130,33 @@ impl Application {
                 waker: RelayWaker::default(),
             };
             tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+            let read_model = QueueSpec {
+                queue: topology.queue("web.read-model"),
+                exchange: topology.catalog_exchange(),
+                bindings: vec!["product.#".to_owned()],
+                kind: QueueKind::Durable,
+                prefetch: config.bus_prefetch,
+            };
+            let subscription = bus.subscribe(&read_model).await.map_err(StartError::Bus)?;
+            let handler = ReadModelHandler { db: db.clone() };
+            tasks.push(tokio::spawn(consumer::run(
+                subscription,
+                handler,
+                shutdown.clone(),
+            )));
+
+            let catalog = match (&catalog_store, &config.catalog_url) {
+                (_, Some(url)) => CatalogClient::remote(url, admin_token.clone()),
+                (Some(store), None) => CatalogClient::Local(store.clone()),
+                (None, None) => {
+                    tracing::warn!("no CATALOG_URL: the admin pages cannot change products");
+                    CatalogClient::Missing
+                }
+            };
             let backend = BackendHandle(Arc::new(WebBackend {
                 db: db.clone(),
                 admin_token: admin_token.clone(),
+                catalog,
             }));
             let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
             router = router

@@ -2,6 +2,9 @@
 //! catalog's products, and the web database's outbox.
 
 mod backend;
-mod read_model;
+mod catalog_client;
+pub mod read_model;
 
 pub use backend::WebBackend;
+pub use catalog_client::CatalogClient;
+pub use read_model::ReadModelHandler;

@@ -237,8 +237,8 @@ impl AmqpBus {
         result
     }
 
-    /// Declares the queue and starts consuming. Fails if the broker cannot be reached now;
-    /// once running, the subscription reconnects by itself.
+    /// Declares the queue and starts consuming. If the broker cannot be reached now, the
+    /// subscription keeps trying in the background of `next`, as it does after any outage.
     pub async fn subscribe(&self, spec: &QueueSpec) -> Result<AmqpSubscription, BusError> {
         let mut subscription = AmqpSubscription {
             bus: self.clone(),
@@ -246,7 +246,12 @@ impl AmqpBus {
             link: None,
             backoff: Duration::from_millis(100),
         };
-        subscription.link = Some(subscription.open().await?);
+        match subscription.open().await {
+            Ok(link) => subscription.link = Some(link),
+            Err(err) => {
+                tracing::warn!(queue = %spec.queue, error = %err, "broker unreachable; will keep trying")
+            }
+        }
         Ok(subscription)
     }
 }

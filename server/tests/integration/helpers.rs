@@ -137,6 +137,8 @@ pub struct TestApp {
     pub address: SocketAddr,
     pub client: reqwest::Client,
     pub admin_token: String,
+    /// Prefix of every exchange and queue this app uses.
+    pub namespace: String,
     /// The web role's live hub, to push messages in hub tests.
     pub live: Option<Arc<LiveHub>>,
     trigger: ShutdownTrigger,
@@ -202,6 +204,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
             .build()
             .expect("a client builds"),
         admin_token,
+        namespace,
         live,
         trigger,
         server: Some(server),
@@ -228,6 +231,49 @@ impl TestApp {
 
     pub async fn readyz(&self) -> reqwest::Response {
         self.get("/readyz").await
+    }
+
+    /// A request to the admin API with the right bearer token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(&format!("/api/admin/products{path}")))
+            .bearer_auth(&self.admin_token)
+    }
+
+    /// `POST /api/admin/products` with a JSON body.
+    pub async fn create_product(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.admin(reqwest::Method::POST, "")
+            .json(body)
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    /// `GET /api/admin/products` as JSON.
+    pub async fn admin_products(&self) -> Vec<serde_json::Value> {
+        let response = self
+            .admin(reqwest::Method::GET, "")
+            .send()
+            .await
+            .expect("request reaches the app");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("a JSON list")
+    }
+
+    /// Waits until the gallery page (the web read model) satisfies `check`.
+    pub async fn wait_for_gallery(&self, what: &str, check: impl Fn(&str) -> bool) {
+        let poll = async {
+            loop {
+                let html = self.gallery_page().await.text().await.expect("a page");
+                if check(&html) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), poll)
+            .await
+            .unwrap_or_else(|_| panic!("the gallery did not show {what} within 10 s"));
     }
 
     /// Calls the `sign_in` server function as a plain form post (no JavaScript).
@@ -295,6 +341,57 @@ impl LiveClient {
         tokio::time::timeout(Duration::from_secs(10), read)
             .await
             .expect("a live message arrives in time")
+    }
+}
+
+/// A TCP proxy in front of RabbitMQ that a test can cut and restore, so one app sees the broker
+/// go away without stopping it for every other test.
+pub struct BrokerProxy {
+    pub url: String,
+    up: Arc<std::sync::atomic::AtomicBool>,
+    links: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl BrokerProxy {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a proxy port");
+        let port = listener.local_addr().expect("bound").port();
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let links: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let (accept_up, accept_links) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !accept_up.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: connection refused, as far as the app can tell
+                }
+                let link = tokio::spawn(async move {
+                    if let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    }
+                });
+                accept_links.lock().unwrap().push(link);
+            }
+        });
+        Self {
+            url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            up,
+            links,
+        }
+    }
+
+    /// The broker becomes unreachable: open connections drop, new ones are refused.
+    pub fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    /// The broker is reachable again.
+    pub fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

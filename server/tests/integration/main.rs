@@ -2,6 +2,7 @@
 //! SQLite + in-process bus). One test binary, so the server crate is linked once.
 
 mod bus_contract;
+mod catalog_api;
 mod helpers;
 mod live;
 mod outbox;

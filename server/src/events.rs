@@ -1,0 +1,107 @@
+//! The event families the services exchange, one serde enum each, decoded once at the
+//! consumer's edge. Their `type` tags are the routing keys.
+
+use crate::bus::Event;
+use app::domain::{ImageUrl, ProductId, ProductTitle};
+use app::wire::Product;
+use serde::{Deserialize, Serialize};
+
+/// A product as the catalog has it after a change, with the version that change produced.
+/// Every product event carries the whole snapshot, so "highest version wins" is always right.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductSnapshot {
+    pub id: ProductId,
+    pub title: ProductTitle,
+    pub image: ImageUrl,
+    pub likes: i64,
+    /// Grows by one with every change to the product.
+    pub version: i64,
+}
+
+impl ProductSnapshot {
+    pub fn product(&self) -> Product {
+        Product {
+            id: self.id,
+            title: self.title.clone(),
+            image: self.image.clone(),
+            likes: self.likes,
+        }
+    }
+}
+
+/// Published by the catalog on `<namespace>.catalog`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum CatalogEvent {
+    #[serde(rename = "product.created")]
+    ProductCreated(ProductSnapshot),
+    #[serde(rename = "product.updated")]
+    ProductUpdated(ProductSnapshot),
+    /// The like count changed; carries the whole product like the others.
+    #[serde(rename = "product.likes_changed")]
+    LikesChanged(ProductSnapshot),
+    #[serde(rename = "product.deleted")]
+    ProductDeleted { id: ProductId, version: i64 },
+}
+
+impl Event for CatalogEvent {
+    fn routing_key(&self) -> &'static str {
+        match self {
+            CatalogEvent::ProductCreated(_) => "product.created",
+            CatalogEvent::ProductUpdated(_) => "product.updated",
+            CatalogEvent::LikesChanged(_) => "product.likes_changed",
+            CatalogEvent::ProductDeleted { .. } => "product.deleted",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::Envelope;
+
+    fn snapshot() -> ProductSnapshot {
+        ProductSnapshot {
+            id: ProductId::from_stored(3),
+            title: ProductTitle::parse("Dunes").unwrap(),
+            image: ImageUrl::parse("https://example.com/dunes.jpg").unwrap(),
+            likes: 2,
+            version: 5,
+        }
+    }
+
+    #[test]
+    fn routing_keys_equal_the_type_tags() {
+        for event in [
+            CatalogEvent::ProductCreated(snapshot()),
+            CatalogEvent::ProductUpdated(snapshot()),
+            CatalogEvent::LikesChanged(snapshot()),
+            CatalogEvent::ProductDeleted {
+                id: ProductId::from_stored(3),
+                version: 6,
+            },
+        ] {
+            let json: serde_json::Value =
+                serde_json::from_str(&Envelope::new(event.clone()).to_json()).unwrap();
+            assert_eq!(json["type"], event.routing_key());
+        }
+    }
+
+    #[test]
+    fn a_product_event_carries_the_whole_snapshot() {
+        let json: serde_json::Value = serde_json::from_str(
+            &Envelope::new(CatalogEvent::ProductUpdated(snapshot())).to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            json["data"],
+            serde_json::json!({"id": 3, "title": "Dunes", "image": "https://example.com/dunes.jpg", "likes": 2, "version": 5})
+        );
+    }
+
+    #[test]
+    fn an_event_with_an_invalid_image_does_not_decode() {
+        let raw = r#"{"id":"6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3b","occurred_at":"2026-01-01T00:00:00Z","type":"product.created","data":{"id":1,"title":"x","image":"javascript:alert(1)","likes":0,"version":1}}"#;
+        assert!(serde_json::from_str::<Envelope<CatalogEvent>>(raw).is_err());
+    }
+}
