@@ -1,6 +1,8 @@
 //! Server functions: the browser's way into the services. Each one is a public HTTP endpoint, so
 //! admin ones authorise on their first line; then they parse input and delegate to the `Backend`.
 
+#[cfg(feature = "ssr")]
+use crate::domain::{ProductDraft, ProductId};
 use crate::wire::{AppError, Product};
 use leptos::prelude::*;
 
@@ -56,10 +58,63 @@ pub async fn sign_out() -> Result<(), AppError> {
     Ok(())
 }
 
+/// The catalog's products, for the admin table.
+#[server(endpoint = "admin_products")]
+pub async fn admin_products() -> Result<Vec<Product>, AppError> {
+    session::require_admin("/admin").await?;
+    crate::backend::backend()?.admin_products().await
+}
+
+/// Creates a product from the admin form.
+#[server(endpoint = "create_product")]
+pub async fn create_product(title: String, image: String) -> Result<Product, AppError> {
+    let back = "/admin";
+    session::require_admin(back).await?;
+    let draft =
+        ProductDraft::parse(&title, &image).map_err(|err| session::fail(back, err.into()))?;
+    let created = crate::backend::backend()?
+        .create_product(draft)
+        .await
+        .map_err(|err| session::fail(back, err))?;
+    session::done(back);
+    Ok(created)
+}
+
+/// Replaces a product's title and image.
+#[server(endpoint = "update_product")]
+pub async fn update_product(id: String, title: String, image: String) -> Result<Product, AppError> {
+    let back = format!("/admin?edit={}", session::query_value(&id));
+    session::require_admin(&back).await?;
+    let id = ProductId::parse(&id).map_err(|err| session::fail(&back, err.into()))?;
+    let draft =
+        ProductDraft::parse(&title, &image).map_err(|err| session::fail(&back, err.into()))?;
+    let updated = crate::backend::backend()?
+        .update_product(id, draft)
+        .await
+        .map_err(|err| session::fail(&back, err))?;
+    session::done("/admin");
+    Ok(updated)
+}
+
+/// Deletes a product (the page asks for confirmation first).
+#[server(endpoint = "delete_product")]
+pub async fn delete_product(id: String) -> Result<(), AppError> {
+    let back = "/admin";
+    session::require_admin(back).await?;
+    let id = ProductId::parse(&id).map_err(|err| session::fail(back, err.into()))?;
+    crate::backend::backend()?
+        .delete_product(id)
+        .await
+        .map_err(|err| session::fail(back, err))?;
+    session::done(back);
+    Ok(())
+}
+
 /// Reading and writing the session cookie of the current request.
 #[cfg(feature = "ssr")]
 pub(crate) mod session {
     use super::ADMIN_COOKIE;
+    use crate::wire::AppError;
     use http::header::{HeaderValue, COOKIE, SET_COOKIE};
     use leptos::prelude::*;
 
@@ -83,6 +138,63 @@ pub(crate) mod session {
             return false;
         };
         crate::backend::backend().is_ok_and(|backend| backend.is_admin_token(&token))
+    }
+
+    /// Refuses the call unless the request carries the administrator session.
+    pub(crate) async fn require_admin(back: &str) -> Result<(), AppError> {
+        if is_admin().await {
+            Ok(())
+        } else {
+            Err(fail(back, AppError::Unauthorized))
+        }
+    }
+
+    /// Reports `err`: a script gets the error and its status; a form posted without
+    /// JavaScript is sent back to `back` with the error in the query, where the page shows it
+    /// next to the field.
+    pub(crate) fn fail(back: &str, err: AppError) -> AppError {
+        if is_plain_form_post() {
+            let (field, reason) = match &err {
+                AppError::Validation(invalid) => (invalid.field.as_str(), invalid.reason.clone()),
+                other => ("form", other.to_string()),
+            };
+            let separator = if back.contains('?') { '&' } else { '?' };
+            leptos_axum::redirect(&format!(
+                "{back}{separator}field={}&reason={}",
+                query_value(field),
+                query_value(&reason)
+            ));
+        } else {
+            set_status(match err {
+                AppError::Validation(_) => http::StatusCode::UNPROCESSABLE_ENTITY,
+                AppError::NotFound => http::StatusCode::NOT_FOUND,
+                AppError::Conflict(_) => http::StatusCode::CONFLICT,
+                AppError::Unauthorized => http::StatusCode::UNAUTHORIZED,
+                AppError::Unavailable => http::StatusCode::SERVICE_UNAVAILABLE,
+                AppError::Transport(_) => http::StatusCode::BAD_REQUEST,
+                AppError::Internal => http::StatusCode::INTERNAL_SERVER_ERROR,
+            });
+        }
+        err
+    }
+
+    /// After a change made without JavaScript, shows the page at `back` again.
+    pub(crate) fn done(back: &str) {
+        if is_plain_form_post() {
+            leptos_axum::redirect(back);
+        }
+    }
+
+    /// Percent-encodes `raw` for a query string.
+    pub(crate) fn query_value(raw: &str) -> String {
+        raw.bytes()
+            .map(|byte| match byte {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (byte as char).to_string()
+                }
+                _ => format!("%{byte:02X}"),
+            })
+            .collect()
     }
 
     /// Whether the request is a browser's form post without JavaScript (it accepts HTML).

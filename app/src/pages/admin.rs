@@ -1,4 +1,6 @@
-//! `/admin`: sign in with the administrator token; product management builds on this page.
+//! `/admin`: sign in with the administrator token, then manage the products.
+
+mod products;
 
 use crate::api::{admin_session, SignIn, SignOut};
 use crate::wire::AppError;
@@ -20,10 +22,13 @@ pub fn AdminPage() -> impl IntoView {
                 match session.await {
                     Ok(true) => {
                         view! {
-                            <p class="status">"You are signed in as the administrator."</p>
-                            <ActionForm action=sign_out>
-                                <button type="submit">"Sign out"</button>
-                            </ActionForm>
+                            <div class="session">
+                                <p class="status">"You are signed in as the administrator."</p>
+                                <ActionForm action=sign_out>
+                                    <button type="submit">"Sign out"</button>
+                                </ActionForm>
+                            </div>
+                            <products::ProductManager/>
                         }
                             .into_any()
                     }

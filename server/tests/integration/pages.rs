@@ -111,3 +111,85 @@ async fn a_wrong_admin_token_is_refused_and_sets_no_cookie() {
     assert!(!forged.contains("You are signed in"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn admin_server_functions_refuse_callers_without_a_session() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let call = |endpoint: &str, form: &[(&str, &str)], cookie: Option<&str>| {
+        let mut request = app
+            .client
+            .post(app.url(&format!("/api/{endpoint}")))
+            .form(form);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send()
+    };
+    let product = [("title", "Forged"), ("image", "https://example.com/f.png")];
+    for cookie in [None, Some("lg_admin=guess")] {
+        assert_eq!(
+            call("create_product", &product, cookie)
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+        assert_eq!(
+            call("admin_products", &[], cookie).await.unwrap().status(),
+            401
+        );
+    }
+    assert!(app.admin_products().await.is_empty(), "nothing was created");
+
+    let id = app
+        .create_product(&serde_json::json!({"title": "Real", "image": "https://example.com/r.png"}))
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .unwrap()["id"]
+        .to_string();
+    let renamed = [
+        ("id", id.as_str()),
+        ("title", "Renamed"),
+        ("image", "https://example.com/r.png"),
+    ];
+    assert_eq!(
+        call("update_product", &renamed, None)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        call("delete_product", &[("id", id.as_str())], None)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let products = app.admin_products().await;
+    assert_eq!(products.len(), 1);
+    assert_eq!(products[0]["title"], "Real");
+
+    let signed_in = app.sign_in(&app.admin_token).await;
+    let session = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let updated = call("update_product", &renamed, Some(&session))
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200);
+    assert_eq!(app.admin_products().await[0]["title"], "Renamed");
+    let invalid = [("title", "x"), ("image", "javascript:alert(1)")];
+    let refused = call("create_product", &invalid, Some(&session))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["Validation"]["field"], "image");
+    app.stop().await;
+}
