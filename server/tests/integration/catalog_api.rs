@@ -90,7 +90,7 @@ async fn a_product_created_through_the_api_reaches_the_gallery() {
 
 #[tokio::test]
 async fn every_route_refuses_missing_or_wrong_credentials_and_changes_nothing() {
-    let app = spawn_app_with(TestOptions::embedded()).await;
+    let app = spawn_app().await;
     let id = app
         .create_product(&sunset())
         .await
@@ -137,7 +137,7 @@ async fn every_route_refuses_missing_or_wrong_credentials_and_changes_nothing() 
 
 #[tokio::test]
 async fn invalid_products_are_refused_with_the_field_and_the_reason() {
-    let app = spawn_app_with(TestOptions::embedded()).await;
+    let app = spawn_app().await;
     let long_title = "x".repeat(201);
     let long_image = format!("https://example.com/{}", "a".repeat(2_000));
     let cases = [
@@ -216,7 +216,7 @@ async fn invalid_products_are_refused_with_the_field_and_the_reason() {
 
 #[tokio::test]
 async fn malformed_wrongly_typed_and_oversized_bodies_are_refused_in_json() {
-    let app = spawn_app_with(TestOptions::embedded()).await;
+    let app = spawn_app().await;
     let post = || app.admin(Method::POST, "");
 
     let malformed = post()
@@ -367,4 +367,56 @@ async fn a_product_created_while_the_broker_is_unreachable_is_published_once_it_
     })
     .await;
     app.stop().await;
+}
+
+#[tokio::test]
+async fn a_separate_web_process_manages_products_through_the_catalog_api() {
+    let catalog = spawn_app_with(TestOptions {
+        role: "catalog",
+        ..TestOptions::default()
+    })
+    .await;
+    let web = spawn_app_with(TestOptions {
+        extra_args: vec![format!("--catalog-url=http://{}", catalog.address)],
+        ..catalog.sibling("web")
+    })
+    .await;
+    let session = web.admin_session().await;
+    let title = unique("Remote");
+    let created = web
+        .client
+        .post(web.url("/api/create_product"))
+        .header("cookie", &session)
+        .form(&[
+            ("title", title.as_str()),
+            ("image", "https://images.example.com/remote.jpg"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let products = catalog.admin_products().await;
+    assert_eq!(products.len(), 1);
+    assert_eq!(products[0]["title"], title.as_str());
+
+    let refused = web
+        .client
+        .post(web.url("/api/create_product"))
+        .header("cookie", &session)
+        .form(&[("title", "ok"), ("image", "javascript:alert(1)")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        422,
+        "the catalog's validation error comes back as such"
+    );
+
+    web.wait_for_gallery("the product, carried by RabbitMQ", |html| {
+        html.contains(&title)
+    })
+    .await;
+    web.stop().await;
+    catalog.stop().await;
 }

@@ -107,6 +107,8 @@ pub struct TestOptions {
     pub role: &'static str,
     /// More flags, as on the command line.
     pub extra_args: Vec<String>,
+    /// Join another app's deployment: its bus namespace and admin token.
+    pub join: Option<(String, String)>,
 }
 
 impl Default for TestOptions {
@@ -117,6 +119,7 @@ impl Default for TestOptions {
             amqp_url: None,
             role: "all",
             extra_args: Vec::new(),
+            join: None,
         }
     }
 }
@@ -154,8 +157,10 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     init_logs();
     let sqlite = SqliteDir::new();
-    let namespace = unique("lg_test");
-    let admin_token = unique("token");
+    let (namespace, admin_token) = options
+        .join
+        .clone()
+        .unwrap_or_else(|| (unique("lg_test"), unique("token")));
     let catalog_db = fresh_database(options.engine, &sqlite).await;
     let web_db = fresh_database(options.engine, &sqlite).await;
     let mut args = vec![
@@ -231,6 +236,22 @@ impl TestApp {
 
     pub async fn readyz(&self) -> reqwest::Response {
         self.get("/readyz").await
+    }
+
+    /// Options for another process of this app's deployment (same bus namespace and token).
+    pub fn sibling(&self, role: &'static str) -> TestOptions {
+        TestOptions {
+            role,
+            join: Some((self.namespace.clone(), self.admin_token.clone())),
+            ..TestOptions::default()
+        }
+    }
+
+    /// Signs in through the `sign_in` server function and returns the session cookie.
+    pub async fn admin_session(&self) -> String {
+        let response = self.sign_in(&self.admin_token).await;
+        let cookie = response.headers()["set-cookie"].to_str().expect("a cookie");
+        cookie.split(';').next().expect("name=value").to_owned()
     }
 
     /// A request to the admin API with the right bearer token.
