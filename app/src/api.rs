@@ -3,7 +3,7 @@
 
 #[cfg(feature = "ssr")]
 use crate::domain::{ProductDraft, ProductId};
-use crate::wire::{AppError, Product};
+use crate::wire::{AppError, GalleryItem, LikeState, Product};
 use leptos::prelude::*;
 
 /// Name of the cookie that holds the administrator's session.
@@ -12,10 +12,25 @@ pub const ADMIN_COOKIE: &str = "lg_admin";
 /// Where a refused sign-in without JavaScript lands.
 pub const SIGN_IN_FAILED_PATH: &str = "/admin?sign_in=failed";
 
-/// Products in the gallery, ordered by id.
+/// The gallery for this visitor: products, ordered by id, and whether they like each.
 #[server(endpoint = "list_products")]
-pub async fn list_products() -> Result<Vec<Product>, AppError> {
-    crate::backend::backend()?.list_products().await
+pub async fn list_products() -> Result<Vec<GalleryItem>, AppError> {
+    let visitor = session::visitor()?;
+    crate::backend::backend()?.gallery(visitor).await
+}
+
+/// This visitor likes (`like = true`) or stops liking a product. Liking twice is refused.
+#[server(endpoint = "set_like")]
+pub async fn set_like(id: String, like: bool) -> Result<LikeState, AppError> {
+    let back = "/";
+    let visitor = session::visitor()?;
+    let id = ProductId::parse(&id).map_err(|err| session::fail(back, err.into()))?;
+    let state = crate::backend::backend()?
+        .set_like(visitor, id, like)
+        .await
+        .map_err(|err| session::fail(back, err))?;
+    session::done(back);
+    Ok(state)
 }
 
 /// Whether this browser holds an administrator session.
@@ -138,6 +153,18 @@ pub(crate) mod session {
             return false;
         };
         crate::backend::backend().is_ok_and(|backend| backend.is_admin_token(&token))
+    }
+
+    /// The visitor of this request, identified by the web role's cookie middleware.
+    pub(crate) fn visitor() -> Result<crate::domain::VisitorId, AppError> {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<crate::domain::VisitorId>().cloned())
+            .ok_or_else(|| {
+                tracing::error!(
+                    "no visitor on the request: the visitor middleware must wrap the pages"
+                );
+                AppError::Internal
+            })
     }
 
     /// Refuses the call unless the request carries the administrator session.

@@ -1,8 +1,8 @@
 //! The port between the UI and the services: what server functions need, implemented by the
 //! `server` crate and provided as context, so no SQL or AMQP lives in `app`.
 
-use crate::domain::{ProductDraft, ProductId};
-use crate::wire::{AppError, Product};
+use crate::domain::{ProductDraft, ProductId, VisitorId};
+use crate::wire::{AppError, GalleryItem, LikeState, Product};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,8 +12,17 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the pages need from the services behind them.
 pub trait Backend: Send + Sync + 'static {
-    /// Products in the web role's read model, ordered by id.
-    fn list_products(&self) -> BoxFuture<'_, Result<Vec<Product>, AppError>>;
+    /// The gallery for `visitor`: products from the read model, ordered by id, and whether
+    /// this visitor likes each.
+    fn gallery(&self, visitor: VisitorId) -> BoxFuture<'_, Result<Vec<GalleryItem>, AppError>>;
+
+    /// Records that `visitor` likes (`like`) or no longer likes a product.
+    fn set_like(
+        &self,
+        visitor: VisitorId,
+        id: ProductId,
+        like: bool,
+    ) -> BoxFuture<'_, Result<LikeState, AppError>>;
 
     /// Whether `candidate` is the administrator token (compared in constant time).
     fn is_admin_token(&self, candidate: &str) -> bool;

@@ -56,6 +56,44 @@ impl fmt::Display for ProductId {
     }
 }
 
+/// An anonymous visitor, identified by the random id in their signed cookie (a UUID in its
+/// hyphenated form).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VisitorId(String);
+
+impl VisitorId {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let well_formed = raw.len() == 36
+            && raw.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit() && !c.is_ascii_uppercase(),
+            });
+        if well_formed {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ValidationError::new("visitor", "is not a visitor id"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for VisitorId {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<VisitorId> for String {
+    fn from(id: VisitorId) -> Self {
+        id.0
+    }
+}
+
 /// Longest title accepted, in characters.
 pub const TITLE_MAX_CHARS: usize = 200;
 /// Longest image URL accepted, in characters.
@@ -287,6 +325,19 @@ mod tests {
         assert_eq!(ProductId::parse("7").unwrap().get(), 7);
         for raw in ["0", "-1", "x", "", "1.5"] {
             assert!(ProductId::parse(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn visitor_ids_are_lowercase_hyphenated_uuids() {
+        assert!(VisitorId::parse("6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3b").is_ok());
+        for raw in [
+            "",
+            "6f1c1e8e8f1e4c1e9a518e0b8f1f2a3b",
+            "6F1C1E8E-8F1E-4C1E-9A51-8E0B8F1F2A3B",
+            "6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3g",
+        ] {
+            assert!(VisitorId::parse(raw).is_err(), "{raw}");
         }
     }
 

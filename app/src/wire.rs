@@ -16,6 +16,22 @@ pub struct Product {
     pub likes: i64,
 }
 
+/// A product in the gallery, with whether this visitor likes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GalleryItem {
+    #[serde(flatten)]
+    pub product: Product,
+    pub liked: bool,
+}
+
+/// The outcome of a like or unlike: the product's count and this visitor's state.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LikeState {
+    pub id: ProductId,
+    pub likes: i64,
+    pub liked: bool,
+}
+
 /// The error every server function returns. Each variant is something a person can understand;
 /// internal causes stay in the server log and never reach the browser.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]

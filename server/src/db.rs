@@ -124,6 +124,16 @@ impl Database {
         &self.description
     }
 
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`begin immediate`): a transaction that read first and wrote later could otherwise fail
+    /// with "database is locked" when another writer got in between, which waiting cannot fix.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.pool.begin_with("begin immediate").await,
+            Engine::Postgres => self.pool.begin().await,
+        }
+    }
+
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> bool {
         let ping: Result<AnyQueryResult, _> = sqlx::query("select 1").execute(&self.pool).await;
@@ -149,6 +159,22 @@ fn describe(url: &str, engine: Engine) -> String {
             format!("PostgreSQL at {}", rest.split('?').next().unwrap_or(rest))
         }
     }
+}
+
+/// Records that the event `event_id` was applied, inside the caller's transaction; false if it
+/// already was. Every consumer calls this first, so a redelivered event takes effect once.
+pub async fn first_time(
+    conn: &mut sqlx::AnyConnection,
+    event_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "insert into processed_event (event_id, processed_at_ms) values ($1, $2) on conflict (event_id) do nothing",
+    )
+    .bind(event_id)
+    .bind(now_millis())
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
 }
 
 /// Milliseconds since the Unix epoch: how timestamps are stored, the same on both engines.

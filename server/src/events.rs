@@ -2,7 +2,7 @@
 //! consumer's edge. Their `type` tags are the routing keys.
 
 use crate::bus::Event;
-use app::domain::{ImageUrl, ProductId, ProductTitle};
+use app::domain::{ImageUrl, ProductId, ProductTitle, VisitorId};
 use app::wire::Product;
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,47 @@ impl Event for CatalogEvent {
             CatalogEvent::ProductUpdated(_) => "product.updated",
             CatalogEvent::LikesChanged(_) => "product.likes_changed",
             CatalogEvent::ProductDeleted { .. } => "product.deleted",
+        }
+    }
+}
+
+/// A visitor's like of a product changed. `seq` grows with every change of this visitor's like
+/// of this product, so the catalog can apply the changes in order whatever order they arrive in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LikeChange {
+    pub product_id: ProductId,
+    pub visitor_id: VisitorId,
+    pub seq: i64,
+}
+
+/// Published by the web service on `<namespace>.web`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum LikeEvent {
+    #[serde(rename = "like.added")]
+    Added(LikeChange),
+    #[serde(rename = "like.removed")]
+    Removed(LikeChange),
+}
+
+impl LikeEvent {
+    pub fn change(&self) -> &LikeChange {
+        match self {
+            LikeEvent::Added(change) | LikeEvent::Removed(change) => change,
+        }
+    }
+
+    /// Whether the visitor likes the product after this change.
+    pub fn liked(&self) -> bool {
+        matches!(self, LikeEvent::Added(_))
+    }
+}
+
+impl Event for LikeEvent {
+    fn routing_key(&self) -> &'static str {
+        match self {
+            LikeEvent::Added(_) => "like.added",
+            LikeEvent::Removed(_) => "like.removed",
         }
     }
 }

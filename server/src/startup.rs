@@ -6,13 +6,13 @@ use crate::bus::amqp::AmqpBus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::outbox::{Relay, RelayWaker};
 use crate::bus::{consumer, Bus, BusError, QueueKind, QueueSpec, Topology};
-use crate::catalog::{self, CatalogState, CatalogStore};
+use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler};
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::health::{self, Health};
 use crate::live::{self, LiveHub};
 use crate::shutdown::Shutdown;
-use crate::web::{CatalogClient, ReadModelHandler, WebBackend};
+use crate::web::{self, visitor, CatalogClient, Likes, ReadModelHandler, VisitorKeys, WebBackend};
 use app::backend::BackendHandle;
 use axum::Router;
 use leptos::config::LeptosOptions;
@@ -102,6 +102,23 @@ impl Application {
                 store: store.clone(),
                 admin_token: admin_token.clone(),
             }));
+            let likes_queue = QueueSpec {
+                queue: topology.queue("catalog.likes"),
+                exchange: topology.web_exchange(),
+                bindings: vec!["like.*".to_owned()],
+                kind: QueueKind::Durable,
+                prefetch: config.bus_prefetch,
+            };
+            let subscription = bus.subscribe(&likes_queue).await.map_err(StartError::Bus)?;
+            let handler = LikesHandler {
+                db: db.clone(),
+                relay: waker.clone(),
+            };
+            tasks.push(tokio::spawn(consumer::run(
+                subscription,
+                handler,
+                shutdown.clone(),
+            )));
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
@@ -123,11 +140,12 @@ impl Application {
             .await
             .map_err(|err| StartError::Database("web", err))?;
             tracing::info!(database = db.description(), "web service: database ready");
+            let waker = RelayWaker::default();
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
                 exchange: topology.web_exchange(),
-                waker: RelayWaker::default(),
+                waker: waker.clone(),
             };
             tasks.push(tokio::spawn(relay.run(shutdown.clone())));
             let read_model = QueueSpec {
@@ -153,15 +171,28 @@ impl Application {
                     CatalogClient::Missing
                 }
             };
-            let backend = BackendHandle(Arc::new(WebBackend {
+            let likes = Likes {
                 db: db.clone(),
+                relay: waker,
+            };
+            let backend = BackendHandle(Arc::new(WebBackend {
+                likes: likes.clone(),
                 admin_token: admin_token.clone(),
                 catalog,
             }));
+            let keys = VisitorKeys::load_or_create(&db)
+                .await
+                .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
             let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
+            let visitor_pages = web::router(likes)
+                .merge(pages(leptos_options, backend))
+                .layer(axum::middleware::from_fn_with_state(
+                    keys,
+                    visitor::identify,
+                ));
             router = router
                 .merge(live::router(hub.clone(), shutdown.clone()))
-                .merge(pages(leptos_options, backend));
+                .merge(visitor_pages);
             live = Some(hub);
             checks.push(("web", db.clone()));
             databases.push(db);

@@ -1,10 +1,16 @@
-//! The web service (role `web`): the Leptos pages and their backend, the read model of the
-//! catalog's products, and the web database's outbox.
+//! The web service (role `web`): the Leptos pages and their backend, visitors and their likes,
+//! the read model of the catalog's products, and the client it uses for admin commands.
 
 mod backend;
 mod catalog_client;
+mod likes;
 pub mod read_model;
+mod routes;
+pub mod visitor;
 
 pub use backend::WebBackend;
 pub use catalog_client::CatalogClient;
+pub use likes::Likes;
 pub use read_model::ReadModelHandler;
+pub use routes::router;
+pub use visitor::VisitorKeys;

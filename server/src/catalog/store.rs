@@ -18,7 +18,7 @@ pub struct CatalogStore {
     relay: RelayWaker,
 }
 
-fn snapshot(row: &AnyRow) -> Result<ProductSnapshot, sqlx::Error> {
+pub(super) fn snapshot(row: &AnyRow) -> Result<ProductSnapshot, sqlx::Error> {
     let invalid = |err| sqlx::Error::Decode(Box::new(err));
     Ok(ProductSnapshot {
         id: ProductId::from_stored(row.try_get("id")?),
@@ -55,7 +55,7 @@ impl CatalogStore {
     }
 
     pub async fn create(&self, draft: &ProductDraft) -> Result<Product> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let row = sqlx::query(
             "insert into product (title, image, likes, version) values ($1, $2, 0, 1) \
              returning id, title, image, likes, version",
@@ -78,7 +78,7 @@ impl CatalogStore {
 
     /// Replaces the title and image.
     pub async fn update(&self, id: ProductId, draft: &ProductDraft) -> Result<Product> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let row = sqlx::query(
             "update product set title = $1, image = $2, version = version + 1 where id = $3 \
              returning id, title, image, likes, version",
@@ -102,13 +102,17 @@ impl CatalogStore {
     }
 
     pub async fn delete(&self, id: ProductId) -> Result<()> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         let version: i64 =
             sqlx::query_scalar("delete from product where id = $1 returning version")
                 .bind(id.get())
                 .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(Error::NotFound)?;
+        sqlx::query("delete from product_like where product_id = $1")
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?;
         let event = CatalogEvent::ProductDeleted {
             id,
             version: version + 1,

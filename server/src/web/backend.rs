@@ -1,24 +1,38 @@
 //! The `Backend` the pages' server functions call: the read model for the gallery, the catalog
 //! for admin commands.
 
-use super::{read_model, CatalogClient};
+use super::{CatalogClient, Likes};
 use crate::auth::AdminToken;
-use crate::db::Database;
-use crate::error::Error;
 use app::backend::{Backend, BoxFuture};
-use app::domain::{ProductDraft, ProductId};
-use app::wire::{AppError, Product};
+use app::domain::{ProductDraft, ProductId, VisitorId};
+use app::wire::{AppError, GalleryItem, LikeState, Product};
 
 /// The web role's implementation of the UI's port.
 pub struct WebBackend {
-    pub db: Database,
+    pub likes: Likes,
     pub admin_token: AdminToken,
     pub catalog: CatalogClient,
 }
 
 impl Backend for WebBackend {
-    fn list_products(&self) -> BoxFuture<'_, Result<Vec<Product>, AppError>> {
-        Box::pin(async move { Ok(read_model::list(&self.db).await.map_err(Error::from)?) })
+    fn gallery(&self, visitor: VisitorId) -> BoxFuture<'_, Result<Vec<GalleryItem>, AppError>> {
+        Box::pin(async move { Ok(self.likes.gallery(&visitor).await?) })
+    }
+
+    fn set_like(
+        &self,
+        visitor: VisitorId,
+        id: ProductId,
+        like: bool,
+    ) -> BoxFuture<'_, Result<LikeState, AppError>> {
+        Box::pin(async move {
+            let state = if like {
+                self.likes.like(&visitor, id).await?
+            } else {
+                self.likes.unlike(&visitor, id).await?
+            };
+            Ok(state)
+        })
     }
 
     fn is_admin_token(&self, candidate: &str) -> bool {

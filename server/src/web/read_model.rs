@@ -4,42 +4,10 @@
 
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::Envelope;
-use crate::db::{now_millis, Database};
+use crate::db::{first_time, Database};
 use crate::events::{CatalogEvent, ProductSnapshot};
-use app::domain::{ImageUrl, ProductId, ProductTitle};
-use app::wire::Product;
-use sqlx::{AnyConnection, Row};
-
-/// Every product not deleted, ordered by id.
-pub async fn list(db: &Database) -> Result<Vec<Product>, sqlx::Error> {
-    let rows =
-        sqlx::query("select id, title, image, likes from product where deleted = 0 order by id")
-            .fetch_all(db.pool())
-            .await?;
-    let invalid = |err| sqlx::Error::Decode(Box::new(err));
-    rows.into_iter()
-        .map(|row| {
-            Ok(Product {
-                id: ProductId::from_stored(row.try_get("id")?),
-                title: ProductTitle::parse(row.try_get("title")?).map_err(invalid)?,
-                image: ImageUrl::parse(row.try_get("image")?).map_err(invalid)?,
-                likes: row.try_get("likes")?,
-            })
-        })
-        .collect()
-}
-
-/// Records `event_id` as applied; false if it already was.
-pub async fn first_time(conn: &mut AnyConnection, event_id: &str) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "insert into processed_event (event_id, processed_at_ms) values ($1, $2) on conflict (event_id) do nothing",
-    )
-    .bind(event_id)
-    .bind(now_millis())
-    .execute(conn)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
-}
+use app::domain::ProductId;
+use sqlx::AnyConnection;
 
 async fn upsert(conn: &mut AnyConnection, product: &ProductSnapshot) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -85,7 +53,7 @@ impl Handler for ReadModelHandler {
 
     #[tracing::instrument(name = "apply_catalog_event", skip_all, fields(event_id = %envelope.id))]
     async fn handle(&self, envelope: Envelope<CatalogEvent>) -> Result<(), HandleError> {
-        let mut tx = self.db.pool().begin().await?;
+        let mut tx = self.db.begin_write().await?;
         if !first_time(&mut tx, &envelope.id.to_string()).await? {
             tracing::debug!("already applied");
             return Ok(());

@@ -250,7 +250,7 @@ impl TestApp {
     /// Signs in through the `sign_in` server function and returns the session cookie.
     pub async fn admin_session(&self) -> String {
         let response = self.sign_in(&self.admin_token).await;
-        let cookie = response.headers()["set-cookie"].to_str().expect("a cookie");
+        let cookie = set_cookie(&response, "lg_admin").expect("a session cookie");
         cookie.split(';').next().expect("name=value").to_owned()
     }
 
@@ -295,6 +295,45 @@ impl TestApp {
         tokio::time::timeout(Duration::from_secs(10), poll)
             .await
             .unwrap_or_else(|_| panic!("the gallery did not show {what} within 10 s"));
+    }
+
+    /// A new visitor: the app issues its signed cookie on the first page view.
+    pub async fn new_visitor(&self) -> Visitor {
+        let page = self.gallery_page().await;
+        let cookie = set_cookie(&page, "lg_visitor").expect("a first visit gets a visitor cookie");
+        Visitor {
+            client: self.client.clone(),
+            base: self.url(""),
+            cookie: cookie.split(';').next().expect("name=value").to_owned(),
+        }
+    }
+
+    /// Creates a product through the admin API and waits until the web read model has it.
+    pub async fn create_visible_product(&self, title: &str) -> i64 {
+        let created = self
+            .create_product(
+                &serde_json::json!({"title": title, "image": "https://images.example.com/p.jpg"}),
+            )
+            .await;
+        assert_eq!(created.status(), 201);
+        let id = created.json::<serde_json::Value>().await.expect("JSON")["id"]
+            .as_i64()
+            .expect("an id");
+        let visitor = self.new_visitor().await;
+        wait_until("the product in the read model", || async {
+            visitor.products().await.iter().any(|p| p["id"] == id)
+        })
+        .await;
+        id
+    }
+
+    /// Like counts as the catalog has them, by product id.
+    pub async fn catalog_likes(&self) -> std::collections::BTreeMap<i64, i64> {
+        self.admin_products()
+            .await
+            .iter()
+            .map(|p| (p["id"].as_i64().unwrap(), p["likes"].as_i64().unwrap()))
+            .collect()
     }
 
     /// Calls the `sign_in` server function as a plain form post (no JavaScript).
@@ -362,6 +401,73 @@ impl LiveClient {
         tokio::time::timeout(Duration::from_secs(10), read)
             .await
             .expect("a live message arrives in time")
+    }
+}
+
+/// The `Set-Cookie` value for cookie `name` in `response`, if it sets one.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+/// Polls `check` until it holds; fails the test after 30 s.
+pub async fn wait_until<F, Fut>(what: &str, check: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let poll = async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), poll)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
+/// One visitor of the web role, holding its signed cookie.
+#[derive(Clone)]
+pub struct Visitor {
+    client: reqwest::Client,
+    base: String,
+    pub cookie: String,
+}
+
+impl Visitor {
+    pub async fn like(&self, id: i64) -> reqwest::Response {
+        self.send(reqwest::Method::POST, id).await
+    }
+
+    pub async fn unlike(&self, id: i64) -> reqwest::Response {
+        self.send(reqwest::Method::DELETE, id).await
+    }
+
+    async fn send(&self, method: reqwest::Method, id: i64) -> reqwest::Response {
+        self.client
+            .request(method, format!("{}/api/products/{id}/like", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("request reaches the app")
+    }
+
+    /// `GET /api/products` as this visitor.
+    pub async fn products(&self) -> Vec<serde_json::Value> {
+        let response = self
+            .client
+            .get(format!("{}/api/products", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("request reaches the app");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("a JSON list")
     }
 }
 

@@ -4,6 +4,7 @@
 mod bus_contract;
 mod catalog_api;
 mod helpers;
+mod likes;
 mod live;
 mod outbox;
 mod pages;

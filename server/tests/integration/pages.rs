@@ -1,6 +1,6 @@
 //! Server-side rendering of the pages, on both database engines.
 
-use crate::helpers::{spawn_app_with, TestOptions};
+use crate::helpers::{set_cookie, spawn_app_with, TestOptions};
 
 async fn the_gallery_renders_its_empty_state(options: TestOptions) {
     let app = spawn_app_with(options).await;
@@ -44,10 +44,7 @@ async fn signing_in_with_the_admin_token_sets_a_strict_http_only_cookie() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let response = app.sign_in(&app.admin_token).await;
     assert!(response.status().is_redirection(), "{}", response.status());
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = set_cookie(&response, "lg_admin").expect("a session cookie");
     assert!(cookie.starts_with("lg_admin="), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
@@ -76,7 +73,7 @@ async fn a_wrong_admin_token_is_refused_and_sets_no_cookie() {
     let response = app.sign_in("not-the-token").await;
     assert_eq!(response.status(), 302, "a form post goes back to the form");
     assert_eq!(response.headers()["location"], "/admin?sign_in=failed");
-    assert!(response.headers().get("set-cookie").is_none());
+    assert!(set_cookie(&response, "lg_admin").is_none());
 
     let explained = app.get("/admin?sign_in=failed").await.text().await.unwrap();
     assert!(
@@ -92,7 +89,7 @@ async fn a_wrong_admin_token_is_refused_and_sets_no_cookie() {
         .await
         .unwrap();
     assert_eq!(from_script.status(), 401, "a script's call gets the status");
-    assert!(from_script.headers().get("set-cookie").is_none());
+    assert!(set_cookie(&from_script, "lg_admin").is_none());
 
     let forged = app
         .client
@@ -171,14 +168,7 @@ async fn admin_server_functions_refuse_callers_without_a_session() {
     assert_eq!(products.len(), 1);
     assert_eq!(products[0]["title"], "Real");
 
-    let signed_in = app.sign_in(&app.admin_token).await;
-    let session = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let session = app.admin_session().await;
     let updated = call("update_product", &renamed, Some(&session))
         .await
         .unwrap();
