@@ -120,6 +120,10 @@ pub struct Config {
     #[arg(long, env = "LIVE_BUFFER", default_value_t = 256)]
     pub live_buffer: usize,
 
+    /// Like counts pushed to browsers are coalesced per product over this many milliseconds.
+    #[arg(long, env = "LIVE_TICK_MS", default_value = "50", value_parser = parse_millis)]
+    pub live_tick: MillisArg,
+
     /// Connections in each database pool.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10)]
     pub database_pool_size: u32,

@@ -150,3 +150,104 @@ async fn serve(
     }
     drop(slot);
 }
+
+/// Feeds this instance's hub from its own exclusive queue on the catalog's exchange, so every
+/// web instance hears every change. Like counts are coalesced: at most one `likes` message per
+/// product per tick, carrying the latest count. Events older than one already passed on for the
+/// same product are dropped.
+pub struct LiveFeed {
+    hub: Arc<LiveHub>,
+    state: std::sync::Mutex<FeedState>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    /// Highest version passed on, per product.
+    seen: std::collections::HashMap<app::domain::ProductId, i64>,
+    /// Latest count waiting for the next tick, per product.
+    pending: std::collections::BTreeMap<app::domain::ProductId, i64>,
+}
+
+impl LiveFeed {
+    /// A feed for `hub` that flushes coalesced counts every `tick` until `shutdown`.
+    pub fn start(hub: Arc<LiveHub>, tick: Duration, mut shutdown: Shutdown) -> Arc<Self> {
+        let feed = Arc::new(Self {
+            hub,
+            state: std::sync::Mutex::default(),
+        });
+        let flusher = feed.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(tick);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => flusher.flush(),
+                    _ = shutdown.wait() => break,
+                }
+            }
+        });
+        feed
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn flush(&self) {
+        let pending = std::mem::take(&mut self.lock().pending);
+        for (id, likes) in pending {
+            self.hub.publish(&LiveMessage::Likes { id, likes });
+        }
+    }
+
+    /// Passes a catalog event on to the browsers.
+    pub fn apply(&self, event: crate::events::CatalogEvent) {
+        use crate::events::CatalogEvent;
+        let (id, version) = match &event {
+            CatalogEvent::ProductCreated(p)
+            | CatalogEvent::ProductUpdated(p)
+            | CatalogEvent::LikesChanged(p) => (p.id, p.version),
+            CatalogEvent::ProductDeleted { id, version } => (*id, *version),
+        };
+        let mut state = self.lock();
+        let newest = state.seen.entry(id).or_insert(0);
+        if version <= *newest {
+            return;
+        }
+        *newest = version;
+        match event {
+            CatalogEvent::LikesChanged(product) => {
+                state.pending.insert(id, product.likes);
+            }
+            CatalogEvent::ProductCreated(product) | CatalogEvent::ProductUpdated(product) => {
+                state.pending.remove(&id);
+                drop(state);
+                self.hub.publish(&LiveMessage::Product {
+                    product: product.product(),
+                });
+            }
+            CatalogEvent::ProductDeleted { .. } => {
+                state.pending.remove(&id);
+                drop(state);
+                self.hub.publish(&LiveMessage::Deleted { id });
+            }
+        }
+    }
+}
+
+/// The consumer side of the feed.
+pub struct LiveHandler(pub Arc<LiveFeed>);
+
+impl crate::bus::consumer::Handler for LiveHandler {
+    type Event = crate::events::CatalogEvent;
+
+    async fn handle(
+        &self,
+        envelope: crate::bus::Envelope<Self::Event>,
+    ) -> Result<(), crate::bus::consumer::HandleError> {
+        self.0.apply(envelope.event);
+        Ok(())
+    }
+}

@@ -10,7 +10,7 @@ use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler};
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::health::{self, Health};
-use crate::live::{self, LiveHub};
+use crate::live::{self, LiveFeed, LiveHandler, LiveHub};
 use crate::shutdown::Shutdown;
 use crate::web::{self, visitor, CatalogClient, Likes, ReadModelHandler, VisitorKeys, WebBackend};
 use app::backend::BackendHandle;
@@ -184,6 +184,21 @@ impl Application {
                 .await
                 .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
             let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
+            // This instance's own queue: every web instance hears every change.
+            let fan_out = QueueSpec {
+                queue: topology.queue(&format!("web.live.{}", uuid::Uuid::new_v4().simple())),
+                exchange: topology.catalog_exchange(),
+                bindings: vec!["product.#".to_owned()],
+                kind: QueueKind::Live,
+                prefetch: config.bus_prefetch,
+            };
+            let subscription = bus.subscribe(&fan_out).await.map_err(StartError::Bus)?;
+            let feed = LiveFeed::start(hub.clone(), config.live_tick.0, shutdown.clone());
+            tasks.push(tokio::spawn(consumer::run(
+                subscription,
+                LiveHandler(feed),
+                shutdown.clone(),
+            )));
             let visitor_pages = web::router(likes)
                 .merge(pages(leptos_options, backend))
                 .layer(axum::middleware::from_fn_with_state(

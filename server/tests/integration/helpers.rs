@@ -109,6 +109,8 @@ pub struct TestOptions {
     pub extra_args: Vec<String>,
     /// Join another app's deployment: its bus namespace and admin token.
     pub join: Option<(String, String)>,
+    /// Use this web database instead of a fresh one (web instances sharing a database).
+    pub web_database: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -120,6 +122,7 @@ impl Default for TestOptions {
             role: "all",
             extra_args: Vec::new(),
             join: None,
+            web_database: None,
         }
     }
 }
@@ -162,7 +165,10 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .clone()
         .unwrap_or_else(|| (unique("lg_test"), unique("token")));
     let catalog_db = fresh_database(options.engine, &sqlite).await;
-    let web_db = fresh_database(options.engine, &sqlite).await;
+    let web_db = match options.web_database.clone() {
+        Some(url) => url,
+        None => fresh_database(options.engine, &sqlite).await,
+    };
     let mut args = vec![
         "live-gallery".to_owned(),
         format!("--role={}", options.role),
@@ -383,6 +389,16 @@ pub struct LiveClient(
 );
 
 impl LiveClient {
+    /// The next live message of `kind` (`likes`, `product`…), skipping others.
+    pub async fn next_of_type(&mut self, kind: &str) -> serde_json::Value {
+        loop {
+            let message = self.next_message().await;
+            if message["type"] == kind {
+                return message;
+            }
+        }
+    }
+
     /// The next live message, skipping control frames; fails the test after 10 s.
     pub async fn next_message(&mut self) -> serde_json::Value {
         use futures_util::StreamExt;

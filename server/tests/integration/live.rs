@@ -1,7 +1,7 @@
 //! The live hub behind `GET /ws`: every socket receives what the hub publishes, and the
 //! connection cap refuses extra sockets clearly.
 
-use crate::helpers::{spawn_app_with, TestOptions};
+use crate::helpers::{fresh_database, spawn_app_with, Engine, SqliteDir, TestOptions};
 use app::domain::ProductId;
 use app::live::LiveMessage;
 use serde_json::json;
@@ -43,6 +43,112 @@ async fn sockets_beyond_the_cap_are_refused_with_503() {
         Err(WsError::Http(response)) => assert_eq!(response.status(), 503),
         Err(other) => panic!("expected an HTTP refusal, got {other}"),
         Ok(_) => panic!("a third socket must be refused"),
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_like_through_one_web_instance_reaches_sockets_on_both() {
+    let catalog = spawn_app_with(TestOptions {
+        role: "catalog",
+        ..TestOptions::default()
+    })
+    .await;
+    let shared = fresh_database(Engine::Postgres, &SqliteDir::new()).await;
+    let web_options = TestOptions {
+        web_database: Some(shared),
+        ..catalog.sibling("web")
+    };
+    let web_a = spawn_app_with(web_options.clone()).await;
+    let web_b = spawn_app_with(web_options).await;
+
+    let created = catalog
+        .create_product(
+            &json!({"title": "Aurora", "image": "https://images.example.com/aurora.jpg"}),
+        )
+        .await;
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let visitor = web_a.new_visitor().await;
+    crate::helpers::wait_until("the product in the shared read model", || async {
+        visitor.products().await.iter().any(|p| p["id"] == id)
+    })
+    .await;
+
+    let mut clients = Vec::new();
+    for web in [&web_a, &web_b] {
+        for _ in 0..3 {
+            clients.push(web.connect_live().await.expect("the socket opens"));
+        }
+    }
+    assert_eq!(visitor.like(id).await.status(), 200);
+    for client in &mut clients {
+        assert_eq!(
+            client.next_of_type("likes").await,
+            json!({"type": "likes", "id": id, "likes": 1})
+        );
+    }
+
+    // A product change reaches them too.
+    let renamed = catalog
+        .admin(reqwest::Method::PUT, &format!("/{id}"))
+        .json(
+            &json!({"title": "Aurora borealis", "image": "https://images.example.com/aurora.jpg"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200);
+    for client in &mut clients {
+        let message = client.next_of_type("product").await;
+        assert_eq!(message["product"]["title"], "Aurora borealis");
+        assert_eq!(message["product"]["likes"], 1);
+    }
+    web_a.stop().await;
+    web_b.stop().await;
+    catalog.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_does_not_delay_others_and_is_told_to_resync() {
+    let app = spawn_app_with(TestOptions {
+        extra_args: vec!["--live-buffer=1024".to_owned()],
+        ..TestOptions::embedded()
+    })
+    .await;
+    let hub = app.live.clone().expect("a live hub");
+    let mut slow = app.connect_live().await.expect("the socket opens");
+    let mut fast = app.connect_live().await.expect("the socket opens");
+
+    // Publish in batches, each time waiting for the fast client to read the batch's last message:
+    // it never falls behind, while the slow one, reading nothing, fills its socket and then its
+    // place in the channel.
+    let batches = 600;
+    let batch = 500;
+    for n in 0..batches {
+        for k in 0..batch {
+            hub.publish(&LiveMessage::Likes {
+                id: ProductId::from_stored(1),
+                likes: n * batch + k,
+            });
+        }
+        let last = n * batch + batch - 1;
+        loop {
+            let message = fast.next_message().await;
+            assert_ne!(message["type"], "resync", "the reading client never lags");
+            if message["likes"] == last {
+                break;
+            }
+        }
+    }
+
+    // The slow client now reads what was buffered for it, then learns it missed messages.
+    loop {
+        let message = slow.next_message().await;
+        if message["type"] == "resync" {
+            break;
+        }
     }
     app.stop().await;
 }
