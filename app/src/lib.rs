@@ -3,7 +3,8 @@
 //! Layout:
 //! - `domain`: validated input types (`ProductTitle`, `ImageUrl`, `ProductId`) shared with the server
 //! - `wire`: what crosses the wire (`Product`, `AppError`)
-//! - `live`: the messages pushed to browsers over `/ws` (`LiveMessage`)
+//! - `live`: the messages pushed to browsers over `/ws` (`LiveMessage`) and the browser's
+//!   connection (`Live`, `LiveIndicator`)
 //! - `api`: server functions; each one authorises, parses and delegates to the `Backend`
 //! - `backend` (ssr only): the trait the `server` crate implements for the pages
 //! - `pages`: one module per page (`GalleryPage`, `AdminPage`, `NotFoundPage`)
@@ -48,6 +49,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    live::provide_live();
     // Effects run only in the browser: the attribute tells tests (and curious people) that the
     // page is interactive.
     Effect::new(move |_| {
@@ -63,6 +65,7 @@ pub fn App() -> impl IntoView {
             <header class="site-header">
                 <A href="/" attr:class="brand">"live-gallery"</A>
                 <nav aria-label="Main">
+                    <live::LiveIndicator/>
                     <A href="/">"Gallery"</A>
                     <A href="/admin">"Admin"</A>
                 </nav>

@@ -1,9 +1,15 @@
 //! Live updates pushed from the web service to browsers over `GET /ws`: one JSON object per
-//! WebSocket text message, tagged by `type`.
+//! WebSocket text message, tagged by `type`; and the browser's side of it: a connection started
+//! after hydration (reconnecting with backoff) whose state and messages pages read from context.
+
+#[cfg(feature = "hydrate")]
+mod socket;
 
 use crate::domain::ProductId;
 use crate::wire::Product;
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// A change a browser should apply to what it shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,6 +23,73 @@ pub enum LiveMessage {
     Deleted { id: ProductId },
     /// Updates were missed: fetch the whole list again.
     Resync,
+}
+
+/// The browser's live connection, as the indicator shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Not started: on the server, without JavaScript, or before hydration.
+    Off,
+    Connecting,
+    Live,
+    Reconnecting,
+}
+
+/// What pages read from the live connection.
+#[derive(Clone, Copy)]
+pub struct Live {
+    pub state: RwSignal<LinkState>,
+    /// The latest like count pushed for each product.
+    pub counts: RwSignal<HashMap<ProductId, i64>>,
+    /// Grows whenever lists should be fetched again: a product changed, appeared or went, the
+    /// connection came back, or the server asked for a resync.
+    pub refresh: RwSignal<u64>,
+}
+
+impl Live {
+    /// Applies one message from the server.
+    pub fn apply(&self, message: LiveMessage) {
+        match message {
+            LiveMessage::Likes { id, likes } => self.counts.update(|counts| {
+                counts.insert(id, likes);
+            }),
+            LiveMessage::Product { .. } | LiveMessage::Deleted { .. } | LiveMessage::Resync => {
+                self.refresh.update(|n| *n += 1)
+            }
+        }
+    }
+}
+
+/// Provides `Live` to the app and, in the browser, connects once the page is interactive.
+pub fn provide_live() {
+    let live = Live {
+        state: RwSignal::new(LinkState::Off),
+        counts: RwSignal::new(HashMap::new()),
+        refresh: RwSignal::new(0),
+    };
+    provide_context(live);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| socket::connect(live, 0));
+}
+
+/// The live connection of this page.
+pub fn use_live() -> Live {
+    expect_context::<Live>()
+}
+
+/// A small status line: nothing until the page is interactive, then "live" or "reconnecting…".
+#[component]
+pub fn LiveIndicator() -> impl IntoView {
+    let live = use_live();
+    move || {
+        let (class, text) = match live.state.get() {
+            LinkState::Off => return None,
+            LinkState::Connecting => ("live-indicator connecting", "connecting…"),
+            LinkState::Live => ("live-indicator live", "live"),
+            LinkState::Reconnecting => ("live-indicator reconnecting", "reconnecting…"),
+        };
+        Some(view! { <span class=class role="status">{text}</span> })
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 //! at once and is put back, with a message, if the server refuses.
 
 use crate::api::{list_products, SetLike};
+use crate::live::use_live;
 use crate::wire::{AppError, GalleryItem};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn GalleryPage() -> impl IntoView {
-    let products = Resource::new(|| (), |_| list_products());
+    let live = use_live();
+    let products = Resource::new(move || live.refresh.get(), |_| list_products());
     // A like refused without JavaScript comes back as `?reason=…`.
     let query = use_query_map();
     let redirected_error = move || query.read().get("reason");
@@ -54,6 +56,15 @@ fn ProductCard(item: GalleryItem) -> impl IntoView {
     let (liked, set_liked) = signal(liked);
     let (problem, set_problem) = signal(None::<String>);
     let action = ServerAction::<SetLike>::new();
+
+    // Counts pushed live by the server replace what the page showed.
+    let live = use_live();
+    let product_id = product.id;
+    Effect::new(move |_| {
+        if let Some(count) = live.counts.with(|counts| counts.get(&product_id).copied()) {
+            set_likes.set(count);
+        }
+    });
 
     // What the server says wins: its count on success, the state before the click on failure.
     let before = StoredValue::new((product.likes, initially_liked));

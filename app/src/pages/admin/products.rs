@@ -4,6 +4,7 @@
 
 use crate::api::{admin_products, CreateProduct, DeleteProduct, UpdateProduct};
 use crate::domain::{ProductId, ValidationError};
+use crate::live::use_live;
 use crate::wire::{AppError, Product};
 use leptos::html::Form;
 use leptos::prelude::*;
@@ -181,6 +182,13 @@ fn ProductRow(
     let id = product.id.to_string();
     let title = product.title.as_str().to_owned();
     let image = product.image.as_str().to_owned();
+    let live = use_live();
+    let (product_id, initial_likes) = (product.id, product.likes);
+    let likes = move || {
+        live.counts
+            .with(|counts| counts.get(&product_id).copied())
+            .unwrap_or(initial_likes)
+    };
     let thumbnail = view! {
         <td>
             <img class="thumb" src=image.clone() alt="" width="64" height="48" loading="lazy"/>
@@ -192,7 +200,7 @@ fn ProductRow(
             <tr data-product-id=id.clone()>
                 {thumbnail}
                 <td class="title">{title.clone()}</td>
-                <td class="likes">{product.likes}</td>
+                <td class="likes">{likes}</td>
                 <td class="actions">
                     <a href=format!("/admin?edit={id}") aria-label=format!("Edit {title}")>"Edit"</a>
                     <a href=format!("/admin?delete={id}") aria-label=format!("Delete {title}")>"Delete"</a>
