@@ -161,6 +161,14 @@ impl Bus {
         }
     }
 
+    /// How many times a broker connection was rebuilt after a failure (0 in-process).
+    pub fn reconnects(&self) -> u64 {
+        match self {
+            Bus::Amqp(bus) => bus.reconnects(),
+            Bus::Memory(_) => 0,
+        }
+    }
+
     /// What this bus is, for the start-up log.
     pub fn description(&self) -> String {
         match self {

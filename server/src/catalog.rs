@@ -5,6 +5,6 @@ mod likes;
 mod routes;
 mod store;
 
-pub use likes::LikesHandler;
+pub use likes::{LikesHandler, ResyncHandler};
 pub use routes::{router, CatalogState};
 pub use store::CatalogStore;

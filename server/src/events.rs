@@ -96,6 +96,21 @@ impl Event for LikeEvent {
     }
 }
 
+/// Published by the web service on `<namespace>.web` when its read model is empty (a fresh
+/// database): the catalog answers by publishing every product's snapshot again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum ResyncEvent {
+    #[serde(rename = "resync.requested")]
+    Requested {},
+}
+
+impl Event for ResyncEvent {
+    fn routing_key(&self) -> &'static str {
+        "resync.requested"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

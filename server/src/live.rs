@@ -169,8 +169,15 @@ struct FeedState {
 }
 
 impl LiveFeed {
-    /// A feed for `hub` that flushes coalesced counts every `tick` until `shutdown`.
-    pub fn start(hub: Arc<LiveHub>, tick: Duration, mut shutdown: Shutdown) -> Arc<Self> {
+    /// A feed for `hub` that flushes coalesced counts every `tick` until `shutdown`. When `bus`
+    /// had to reconnect, this instance's queue was made anew and may have missed changes: the
+    /// next tick tells every browser to resync.
+    pub fn start(
+        hub: Arc<LiveHub>,
+        bus: crate::bus::Bus,
+        tick: Duration,
+        mut shutdown: Shutdown,
+    ) -> Arc<Self> {
         let feed = Arc::new(Self {
             hub,
             state: std::sync::Mutex::default(),
@@ -179,9 +186,17 @@ impl LiveFeed {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(tick);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut reconnects = bus.reconnects();
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => flusher.flush(),
+                    _ = ticks.tick() => {
+                        flusher.flush();
+                        let now = bus.reconnects();
+                        if now != reconnects {
+                            reconnects = now;
+                            flusher.hub.publish(&LiveMessage::Resync);
+                        }
+                    }
                     _ = shutdown.wait() => break,
                 }
             }

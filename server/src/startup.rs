@@ -6,7 +6,7 @@ use crate::bus::amqp::AmqpBus;
 use crate::bus::memory::MemoryBus;
 use crate::bus::outbox::{Relay, RelayWaker};
 use crate::bus::{consumer, Bus, BusError, QueueKind, QueueSpec, Topology};
-use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler};
+use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler, ResyncHandler};
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::health::{self, Health};
@@ -119,6 +119,25 @@ impl Application {
                 handler,
                 shutdown.clone(),
             )));
+            let resync_queue = QueueSpec {
+                queue: topology.queue("catalog.resync"),
+                exchange: topology.web_exchange(),
+                bindings: vec!["resync.requested".to_owned()],
+                kind: QueueKind::Durable,
+                prefetch: 1,
+            };
+            let subscription = bus
+                .subscribe(&resync_queue)
+                .await
+                .map_err(StartError::Bus)?;
+            let handler = ResyncHandler {
+                store: store.clone(),
+            };
+            tasks.push(tokio::spawn(consumer::run(
+                subscription,
+                handler,
+                shutdown.clone(),
+            )));
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
@@ -141,6 +160,9 @@ impl Application {
             .map_err(|err| StartError::Database("web", err))?;
             tracing::info!(database = db.description(), "web service: database ready");
             let waker = RelayWaker::default();
+            web::read_model::request_resync_if_empty(&db, &waker)
+                .await
+                .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
@@ -193,7 +215,12 @@ impl Application {
                 prefetch: config.bus_prefetch,
             };
             let subscription = bus.subscribe(&fan_out).await.map_err(StartError::Bus)?;
-            let feed = LiveFeed::start(hub.clone(), config.live_tick.0, shutdown.clone());
+            let feed = LiveFeed::start(
+                hub.clone(),
+                bus.clone(),
+                config.live_tick.0,
+                shutdown.clone(),
+            );
             tasks.push(tokio::spawn(consumer::run(
                 subscription,
                 LiveHandler(feed),

@@ -68,3 +68,24 @@ impl Handler for LikesHandler {
         Ok(())
     }
 }
+
+/// Answers `resync.requested` by publishing every product again.
+pub struct ResyncHandler {
+    pub store: super::CatalogStore,
+}
+
+impl Handler for ResyncHandler {
+    type Event = crate::events::ResyncEvent;
+
+    #[tracing::instrument(name = "answer_resync", skip_all, fields(event_id = %envelope.id))]
+    async fn handle(&self, envelope: Envelope<Self::Event>) -> Result<(), HandleError> {
+        // Repeating this is harmless (consumers keep the highest version), so no dedupe record.
+        let count = self
+            .store
+            .republish_all()
+            .await
+            .map_err(|err| HandleError::Retry(Box::new(err)))?;
+        tracing::info!(products = count, "resync answered");
+        Ok(())
+    }
+}

@@ -45,6 +45,22 @@ impl CatalogStore {
             .collect()
     }
 
+    /// Publishes every product's current snapshot again (as `product.updated`), for a web
+    /// service whose read model starts empty. Consumers ignore what they already have.
+    pub async fn republish_all(&self) -> Result<usize> {
+        let mut tx = self.db.begin_write().await?;
+        let rows = sqlx::query("select id, title, image, likes, version from product order by id")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            let event = CatalogEvent::ProductUpdated(snapshot(row)?);
+            outbox::enqueue(&mut tx, &Envelope::new(event)).await?;
+        }
+        tx.commit().await?;
+        self.relay.wake();
+        Ok(rows.len())
+    }
+
     pub async fn get(&self, id: ProductId) -> Result<Product> {
         let row = sqlx::query("select id, title, image, likes, version from product where id = $1")
             .bind(id.get())

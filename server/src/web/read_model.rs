@@ -3,9 +3,10 @@
 //! to a higher version, and a deleted product leaves a tombstone so a late update cannot revive it.
 
 use crate::bus::consumer::{HandleError, Handler};
+use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
 use crate::db::{first_time, Database};
-use crate::events::{CatalogEvent, ProductSnapshot};
+use crate::events::{CatalogEvent, ProductSnapshot, ResyncEvent};
 use app::domain::ProductId;
 use sqlx::AnyConnection;
 
@@ -41,6 +42,26 @@ async fn tombstone(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Asks the catalog for every product when the read model has never held one (a fresh
+/// database). The request goes through the outbox, so it waits for the broker if need be.
+pub async fn request_resync_if_empty(
+    db: &Database,
+    relay: &RelayWaker,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let known: i64 = sqlx::query_scalar("select count(*) from product")
+        .fetch_one(&mut *tx)
+        .await?;
+    if known > 0 {
+        return Ok(false);
+    }
+    outbox::enqueue(&mut tx, &Envelope::new(ResyncEvent::Requested {})).await?;
+    tx.commit().await?;
+    relay.wake();
+    tracing::info!("read model empty: asked the catalog for every product");
+    Ok(true)
 }
 
 /// Applies catalog events to the read model, each in one transaction with its dedupe record.

@@ -9,3 +9,4 @@ mod live;
 mod outbox;
 mod pages;
 mod probes;
+mod read_model;

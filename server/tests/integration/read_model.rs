@@ -1,0 +1,121 @@
+//! The web service's read model: events applied in any order and any number of times leave it
+//! right, and a fresh web database catches up with the catalog.
+
+use crate::helpers::{rabbitmq_bus, spawn_app_with, wait_until, TestOptions};
+use app::domain::{ImageUrl, ProductId, ProductTitle};
+use serde_json::json;
+use server::bus::{Envelope, OutgoingMessage};
+use server::events::{CatalogEvent, ProductSnapshot};
+
+fn snapshot(id: i64, title: &str, likes: i64, version: i64) -> ProductSnapshot {
+    ProductSnapshot {
+        id: ProductId::from_stored(id),
+        title: ProductTitle::parse(title).unwrap(),
+        image: ImageUrl::parse("https://images.example.com/x.jpg").unwrap(),
+        likes,
+        version,
+    }
+}
+
+#[tokio::test]
+async fn stale_repeated_and_reordered_product_events_never_regress_the_read_model() {
+    let web = spawn_app_with(TestOptions {
+        role: "web",
+        ..TestOptions::default()
+    })
+    .await;
+    let updated = Envelope::new(CatalogEvent::ProductUpdated(snapshot(
+        101,
+        "Second title",
+        0,
+        2,
+    )));
+    let events = vec![
+        // 101: the update overtakes the creation, then a like count arrives, then a repeat.
+        updated.clone(),
+        Envelope::new(CatalogEvent::ProductCreated(snapshot(
+            101,
+            "First title",
+            0,
+            1,
+        ))),
+        Envelope::new(CatalogEvent::LikesChanged(snapshot(
+            101,
+            "Second title",
+            5,
+            3,
+        ))),
+        updated,
+        // 102: the deletion overtakes the creation; it must not come back.
+        Envelope::new(CatalogEvent::ProductDeleted {
+            id: ProductId::from_stored(102),
+            version: 2,
+        }),
+        Envelope::new(CatalogEvent::ProductCreated(snapshot(102, "Gone", 0, 1))),
+        // 103: published last; once it shows, everything before it was applied.
+        Envelope::new(CatalogEvent::ProductCreated(snapshot(103, "Marker", 0, 1))),
+    ];
+    let messages: Vec<_> = events
+        .iter()
+        .map(|envelope| OutgoingMessage {
+            routing_key: envelope.routing_key().to_owned(),
+            message_id: envelope.id.to_string(),
+            payload: envelope.to_json().into_bytes(),
+        })
+        .collect();
+    rabbitmq_bus()
+        .publish(&format!("{}.catalog", web.namespace), &messages)
+        .await
+        .expect("published");
+
+    let visitor = web.new_visitor().await;
+    wait_until("the marker product", || async {
+        visitor.products().await.iter().any(|p| p["id"] == 103)
+    })
+    .await;
+    let products = visitor.products().await;
+    let ids: Vec<_> = products.iter().map(|p| p["id"].clone()).collect();
+    assert_eq!(ids, vec![json!(101), json!(103)], "102 stays deleted");
+    assert_eq!(products[0]["title"], "Second title");
+    assert_eq!(products[0]["likes"], 5);
+    web.stop().await;
+}
+
+#[tokio::test]
+async fn a_fresh_web_database_catches_up_with_the_catalog() {
+    let catalog = spawn_app_with(TestOptions {
+        role: "catalog",
+        ..TestOptions::default()
+    })
+    .await;
+    let first_web = spawn_app_with(catalog.sibling("web")).await;
+    for title in ["Atoll", "Bay"] {
+        let created = catalog
+            .create_product(&json!({"title": title, "image": "https://images.example.com/x.jpg"}))
+            .await;
+        assert_eq!(created.status(), 201);
+    }
+    let early = first_web.new_visitor().await;
+    wait_until("both products in the first web database", || async {
+        early.products().await.len() == 2
+    })
+    .await;
+    first_web.stop().await;
+
+    // The events were consumed long ago; a web service on a new, empty database must still see
+    // every product.
+    let second_web = spawn_app_with(catalog.sibling("web")).await;
+    let late = second_web.new_visitor().await;
+    wait_until("both products in the new web database", || async {
+        let titles: Vec<_> = late
+            .products()
+            .await
+            .iter()
+            .map(|p| p["title"].clone())
+            .collect();
+        titles == vec![json!("Atoll"), json!("Bay")]
+    })
+    .await;
+    second_web.stop().await;
+    catalog.stop().await;
+}
