@@ -127,24 +127,28 @@ pub async fn delete_product(id: String) -> Result<(), AppError> {
 
 /// Reading and writing the session cookie of the current request.
 #[cfg(feature = "ssr")]
-pub(crate) mod session {
+pub mod session {
     use super::ADMIN_COOKIE;
     use crate::wire::AppError;
     use http::header::{HeaderValue, COOKIE, SET_COOKIE};
     use leptos::prelude::*;
 
-    /// The value of cookie `name` in the current request, if any.
-    pub(crate) fn cookie(name: &str) -> Option<String> {
-        let parts = use_context::<http::request::Parts>()?;
-        parts
-            .headers
+    /// The value of cookie `name` in `headers`, if any. The server's middleware uses it too.
+    pub fn cookie_in<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+        headers
             .get_all(COOKIE)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|header| header.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(key, _)| *key == name)
-            .map(|(_, value)| value.to_owned())
+            .map(|(_, value)| value)
+    }
+
+    /// The value of cookie `name` in the current request, if any.
+    pub(crate) fn cookie(name: &str) -> Option<String> {
+        let parts = use_context::<http::request::Parts>()?;
+        cookie_in(&parts.headers, name).map(str::to_owned)
     }
 
     /// Whether the request carries the administrator token in its session cookie.

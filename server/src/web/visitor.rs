@@ -6,8 +6,7 @@
 use crate::db::Database;
 use app::domain::VisitorId;
 use axum::extract::{Request, State};
-use axum::http::header::{HeaderValue, COOKIE, SET_COOKIE};
-use axum::http::HeaderMap;
+use axum::http::header::{HeaderValue, SET_COOKIE};
 use axum::middleware::Next;
 use axum::response::Response;
 use hmac::{Hmac, Mac};
@@ -85,24 +84,14 @@ impl VisitorKeys {
     }
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|header| header.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
 /// Middleware: puts the request's `VisitorId` in its extensions, issuing a cookie for a new one.
 pub async fn identify(
     State(keys): State<Arc<VisitorKeys>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    let known = cookie(request.headers(), VISITOR_COOKIE).and_then(|value| keys.verify(value));
+    let known = app::api::session::cookie_in(request.headers(), VISITOR_COOKIE)
+        .and_then(|value| keys.verify(value));
     let (visitor, is_new) = match known {
         Some(visitor) => (visitor, false),
         None => {

@@ -538,6 +538,25 @@ impl BrokerProxy {
     }
 }
 
+/// Publishes events straight onto an exchange of the real broker, as a service would.
+pub async fn publish_events<E: server::bus::Event>(
+    exchange: &str,
+    events: &[server::bus::Envelope<E>],
+) {
+    let messages: Vec<_> = events
+        .iter()
+        .map(|envelope| server::bus::OutgoingMessage {
+            routing_key: envelope.routing_key().to_owned(),
+            message_id: envelope.id.to_string(),
+            payload: envelope.to_json().into_bytes(),
+        })
+        .collect();
+    rabbitmq_bus()
+        .publish(exchange, &messages)
+        .await
+        .expect("published");
+}
+
 /// A bus of either kind for contract tests, with a timeout short enough to keep tests quick.
 pub fn rabbitmq_bus() -> Bus {
     Bus::Amqp(AmqpBus::new(&amqp_url(), Duration::from_secs(5)))

@@ -1,7 +1,9 @@
 //! Likes: once per visitor, unlike, conflicts, exact counts through the catalog and back, and
 //! events that arrive twice, out of order or broken.
 
-use crate::helpers::{rabbitmq_bus, spawn_app, spawn_app_with, wait_until, TestApp, TestOptions};
+use crate::helpers::{
+    publish_events, rabbitmq_bus, spawn_app, spawn_app_with, wait_until, TestApp, TestOptions,
+};
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 use server::bus::{Envelope, OutgoingMessage, QueueKind, QueueSpec, DEAD_LETTER_REASON};
@@ -94,20 +96,9 @@ async fn a_forged_visitor_cookie_makes_a_new_visitor() {
     app.stop().await;
 }
 
-/// Publishes like events straight onto the app's web exchange, as the web service would.
+/// Publishes like events onto the app's web exchange, as the web service would.
 async fn publish_like_events(app: &TestApp, events: &[Envelope<LikeEvent>]) {
-    let messages: Vec<_> = events
-        .iter()
-        .map(|envelope| OutgoingMessage {
-            routing_key: envelope.routing_key().to_owned(),
-            message_id: envelope.id.to_string(),
-            payload: envelope.to_json().into_bytes(),
-        })
-        .collect();
-    rabbitmq_bus()
-        .publish(&format!("{}.web", app.namespace), &messages)
-        .await
-        .expect("published");
+    publish_events(&format!("{}.web", app.namespace), events).await;
 }
 
 fn like_change(product: i64, visitor: &str, seq: i64) -> LikeChange {

@@ -1,10 +1,10 @@
 //! The web service's read model: events applied in any order and any number of times leave it
 //! right, and a fresh web database catches up with the catalog.
 
-use crate::helpers::{rabbitmq_bus, spawn_app_with, wait_until, TestOptions};
+use crate::helpers::{publish_events, spawn_app_with, wait_until, TestOptions};
 use app::domain::{ImageUrl, ProductId, ProductTitle};
 use serde_json::json;
-use server::bus::{Envelope, OutgoingMessage};
+use server::bus::Envelope;
 use server::events::{CatalogEvent, ProductSnapshot};
 
 fn snapshot(id: i64, title: &str, likes: i64, version: i64) -> ProductSnapshot {
@@ -30,7 +30,7 @@ async fn stale_repeated_and_reordered_product_events_never_regress_the_read_mode
         0,
         2,
     )));
-    let events = vec![
+    let events = [
         // 101: the update overtakes the creation, then a like count arrives, then a repeat.
         updated.clone(),
         Envelope::new(CatalogEvent::ProductCreated(snapshot(
@@ -55,18 +55,7 @@ async fn stale_repeated_and_reordered_product_events_never_regress_the_read_mode
         // 103: published last; once it shows, everything before it was applied.
         Envelope::new(CatalogEvent::ProductCreated(snapshot(103, "Marker", 0, 1))),
     ];
-    let messages: Vec<_> = events
-        .iter()
-        .map(|envelope| OutgoingMessage {
-            routing_key: envelope.routing_key().to_owned(),
-            message_id: envelope.id.to_string(),
-            payload: envelope.to_json().into_bytes(),
-        })
-        .collect();
-    rabbitmq_bus()
-        .publish(&format!("{}.catalog", web.namespace), &messages)
-        .await
-        .expect("published");
+    publish_events(&format!("{}.catalog", web.namespace), &events).await;
 
     let visitor = web.new_visitor().await;
     wait_until("the marker product", || async {
