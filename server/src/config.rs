@@ -27,6 +27,15 @@ impl Role {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
 /// A value that must never reach a log line or an error message.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -123,6 +132,10 @@ pub struct Config {
     /// Like counts pushed to browsers are coalesced per product over this many milliseconds.
     #[arg(long, env = "LIVE_TICK_MS", default_value = "50", value_parser = parse_millis)]
     pub live_tick: MillisArg,
+
+    /// Log lines as readable text or as JSON objects.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
 
     /// Connections in each database pool.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10)]

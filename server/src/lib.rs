@@ -10,6 +10,7 @@
 //! - `web`: the web service: page backend, read model, client of the catalog
 //! - `live`: the WebSocket hub behind `GET /ws`
 //! - `health`: `/healthz` and `/readyz`
+//! - `observability`: `/metrics`, request ids and per-route request metrics
 //! - `auth`: the administrator token
 //! - `error`: the HTTP error type
 //! - `shutdown`: the process-wide stop signal
@@ -24,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod live;
+pub mod observability;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

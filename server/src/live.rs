@@ -59,7 +59,10 @@ impl LiveHub {
                 (open < self.max_connections).then_some(open + 1)
             })
             .ok()
-            .map(|_| Slot(self.clone()))
+            .map(|_| {
+                metrics::gauge!("live_gallery_websockets_open").increment(1.0);
+                Slot(self.clone())
+            })
     }
 }
 
@@ -69,6 +72,7 @@ struct Slot(Arc<LiveHub>);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("live_gallery_websockets_open").decrement(1.0);
     }
 }
 
@@ -257,6 +261,7 @@ pub struct LiveHandler(pub Arc<LiveFeed>);
 
 impl crate::bus::consumer::Handler for LiveHandler {
     type Event = crate::events::CatalogEvent;
+    const NAME: &'static str = "live";
 
     async fn handle(
         &self,

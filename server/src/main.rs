@@ -8,7 +8,7 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = Config::parse();
-    server::telemetry::init();
+    server::telemetry::init(config.log_format);
 
     let mut leptos_options = match leptos::config::get_configuration(None) {
         Ok(conf) => conf.leptos_options,

@@ -240,10 +240,13 @@ impl Application {
             databases.push(db);
         }
 
-        router = router.merge(health::router(Health {
-            databases: checks,
-            bus: bus.clone(),
-        }));
+        router = router
+            .merge(health::router(Health {
+                databases: checks,
+                bus: bus.clone(),
+            }))
+            .merge(crate::observability::router(bus.clone()))
+            .layer(axum::middleware::from_fn(crate::observability::observe));
 
         let listener = TcpListener::bind(config.site_addr)
             .await

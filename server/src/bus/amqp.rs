@@ -25,6 +25,9 @@ use tokio::sync::Mutex;
 
 /// How often an idle consumer checks that its connection is still alive.
 const WATCHDOG_INTERVAL: Duration = Duration::from_secs(2);
+/// Deliveries of one message before a durable (quorum) queue dead-letters it. Handlers retry
+/// failures in place, so only crashes and lost connections count towards it.
+const DELIVERY_LIMIT: i32 = 20;
 /// Longest wait between two reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -291,8 +294,35 @@ impl AmqpSubscription {
             )
             .await?;
         }
+        let mut arguments = FieldTable::default();
         let options = match spec.kind {
-            QueueKind::Durable | QueueKind::DeadLetter => QueueDeclareOptions {
+            QueueKind::Durable => {
+                // Quorum queues replicate across a cluster; a message redelivered too often goes
+                // to the dead-letter queue instead of looping forever.
+                arguments.insert(
+                    "x-queue-type".into(),
+                    AMQPValue::LongString("quorum".into()),
+                );
+                arguments.insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongInt(DELIVERY_LIMIT),
+                );
+                arguments.insert(
+                    "x-dead-letter-exchange".into(),
+                    AMQPValue::LongString("".into()),
+                );
+                if let Some(dead_letters) = spec.dead_letter_queue() {
+                    arguments.insert(
+                        "x-dead-letter-routing-key".into(),
+                        AMQPValue::LongString(dead_letters.into()),
+                    );
+                }
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                }
+            }
+            QueueKind::DeadLetter => QueueDeclareOptions {
                 durable: true,
                 ..QueueDeclareOptions::default()
             },
@@ -304,7 +334,7 @@ impl AmqpSubscription {
         };
         within(
             limit,
-            channel.queue_declare(spec.queue.as_str().into(), options, FieldTable::default()),
+            channel.queue_declare(spec.queue.as_str().into(), options, arguments),
         )
         .await?;
         if !spec.bindings.is_empty() {

@@ -13,7 +13,7 @@ pub enum HandleError {
     /// The event can never be applied (it contradicts the schema or the data): dead-letter it.
     #[error("refused: {0}")]
     Poison(String),
-    /// The event could be applied later (database down, row locked…): requeue it.
+    /// The event could be applied later (database down, row locked…): try again.
     #[error("failed for now")]
     Retry(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -29,19 +29,23 @@ impl From<sqlx::Error> for HandleError {
 pub trait Handler: Send + Sync + 'static {
     type Event: DeserializeOwned + Send;
 
+    /// A short, stable name for logs and metrics (`read_model`, `likes`…).
+    const NAME: &'static str;
+
     fn handle(
         &self,
         envelope: Envelope<Self::Event>,
     ) -> impl Future<Output = Result<(), HandleError>> + Send;
 }
 
-/// Shortest and longest pause before a failed delivery is retried.
+/// Shortest and longest pause before a failed delivery is tried again.
 const RETRY_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
-/// Runs until `shutdown`: every delivery is acked, requeued or dead-lettered. Deliveries held
-/// when it stops are requeued by the broker.
+/// Runs until `shutdown`: every delivery is acked or dead-lettered. A delivery whose handler
+/// fails for now is tried again in place, with growing pauses, rather than handed back to the
+/// broker: a long database outage then never counts against the queue's delivery limit, and
+/// order is kept. Deliveries held when it stops are requeued.
 pub async fn run<H: Handler>(mut subscription: Subscription, handler: H, mut shutdown: Shutdown) {
-    let mut pause = RETRY_PAUSE.0;
     loop {
         let delivery = tokio::select! {
             _ = shutdown.wait() => break,
@@ -50,50 +54,54 @@ pub async fn run<H: Handler>(mut subscription: Subscription, handler: H, mut shu
                 None => break,
             },
         };
-        match process(&handler, delivery).await {
-            None => pause = RETRY_PAUSE.0,
-            Some(delivery) => {
-                // Back off so a database outage is not turned into a hot loop, then let the
-                // broker deliver it again.
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {},
-                    _ = shutdown.wait() => {},
-                }
-                pause = (pause * 2).min(RETRY_PAUSE.1);
-                if let Err(err) = delivery.requeue().await {
-                    tracing::warn!(error = %err, "requeue failed; the broker redelivers on reconnect");
-                }
-            }
-        }
+        process(&handler, delivery, &mut shutdown).await;
     }
-    tracing::info!("consumer stopped");
+    tracing::info!(consumer = H::NAME, "consumer stopped");
 }
 
-/// Handles and settles one delivery; gives it back if it should be retried.
-async fn process<H: Handler>(handler: &H, delivery: Delivery) -> Option<Delivery> {
-    let envelope: Envelope<H::Event> = match serde_json::from_slice(&delivery.payload) {
-        Ok(envelope) => envelope,
-        Err(err) => {
-            let reason = format!("undecodable message: {err}");
-            tracing::warn!(routing_key = %delivery.routing_key, %reason, "dead-lettering");
-            settle(delivery.dead_letter(&reason).await);
-            return None;
-        }
-    };
-    let event_id = envelope.id;
-    match handler.handle(envelope).await {
-        Ok(()) => {
-            settle(delivery.ack().await);
-            None
-        }
-        Err(HandleError::Poison(reason)) => {
-            tracing::warn!(%event_id, %reason, "dead-lettering");
-            settle(delivery.dead_letter(&reason).await);
-            None
-        }
-        Err(err @ HandleError::Retry(_)) => {
-            tracing::warn!(%event_id, error = %crate::error::chain(&err), "event not applied; will retry");
-            Some(delivery)
+/// Handles one delivery until it is settled (or the process stops, which requeues it).
+async fn process<H: Handler>(handler: &H, delivery: Delivery, shutdown: &mut Shutdown) {
+    let mut pause = RETRY_PAUSE.0;
+    loop {
+        let envelope: Envelope<H::Event> = match serde_json::from_slice(&delivery.payload) {
+            Ok(envelope) => envelope,
+            Err(err) => {
+                let reason = format!("undecodable message: {err}");
+                tracing::warn!(consumer = H::NAME, routing_key = %delivery.routing_key, %reason, "dead-lettering");
+                metrics::counter!("live_gallery_events_dead_lettered_total", "consumer" => H::NAME)
+                    .increment(1);
+                settle(delivery.dead_letter(&reason).await);
+                return;
+            }
+        };
+        let event_id = envelope.id;
+        match handler.handle(envelope).await {
+            Ok(()) => {
+                metrics::counter!("live_gallery_events_consumed_total", "consumer" => H::NAME)
+                    .increment(1);
+                settle(delivery.ack().await);
+                return;
+            }
+            Err(HandleError::Poison(reason)) => {
+                tracing::warn!(consumer = H::NAME, %event_id, %reason, "dead-lettering");
+                metrics::counter!("live_gallery_events_dead_lettered_total", "consumer" => H::NAME)
+                    .increment(1);
+                settle(delivery.dead_letter(&reason).await);
+                return;
+            }
+            Err(err @ HandleError::Retry(_)) => {
+                tracing::warn!(consumer = H::NAME, %event_id, error = %crate::error::chain(&err), "event not applied; retrying");
+                metrics::counter!("live_gallery_events_retried_total", "consumer" => H::NAME)
+                    .increment(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {},
+                    _ = shutdown.wait() => {
+                        settle(delivery.requeue().await);
+                        return;
+                    }
+                }
+                pause = (pause * 2).min(RETRY_PAUSE.1);
+            }
         }
     }
 }

@@ -66,7 +66,12 @@ impl Relay {
     pub async fn run(self, mut shutdown: Shutdown) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_triggered() {
-            match self.publish_batch().await {
+            let round = self.publish_batch().await;
+            if let Ok(backlog) = backlog(&self.db).await {
+                metrics::gauge!("live_gallery_outbox_backlog", "exchange" => self.exchange.clone())
+                    .set(backlog as f64);
+            }
+            match round {
                 Ok(0) => {
                     tokio::select! {
                         _ = self.waker.0.notified() => {},
@@ -110,6 +115,8 @@ impl Relay {
             });
         }
         self.bus.publish(&self.exchange, &messages).await?;
+        metrics::counter!("live_gallery_events_published_total", "exchange" => self.exchange.clone())
+            .increment(messages.len() as u64);
         // Delete exactly what was published: a transaction that commits late may have added a
         // row with a lower id in the meantime, and it must stay.
         let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();

@@ -17,6 +17,7 @@ pub struct LikesHandler {
 
 impl Handler for LikesHandler {
     type Event = LikeEvent;
+    const NAME: &'static str = "likes";
 
     #[tracing::instrument(name = "apply_like_event", skip_all, fields(event_id = %envelope.id))]
     async fn handle(&self, envelope: Envelope<LikeEvent>) -> Result<(), HandleError> {
@@ -76,6 +77,7 @@ pub struct ResyncHandler {
 
 impl Handler for ResyncHandler {
     type Event = crate::events::ResyncEvent;
+    const NAME: &'static str = "resync";
 
     #[tracing::instrument(name = "answer_resync", skip_all, fields(event_id = %envelope.id))]
     async fn handle(&self, envelope: Envelope<Self::Event>) -> Result<(), HandleError> {

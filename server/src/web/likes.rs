@@ -95,7 +95,10 @@ impl Likes {
     async fn record(&self, tx: &mut AnyConnection, event: LikeEvent) -> Result<LikeState> {
         let id = event.change().product_id;
         let liked = event.liked();
-        outbox::enqueue(&mut *tx, &Envelope::new(event)).await?;
+        let envelope = Envelope::new(event);
+        outbox::enqueue(&mut *tx, &envelope).await?;
+        tracing::info!(event_id = %envelope.id, product_id = %id, liked, "like recorded");
+        metrics::counter!("live_gallery_likes_total", "action" => if liked { "like" } else { "unlike" }).increment(1);
         let likes: i64 = sqlx::query_scalar(
             "select count(*) from visitor_like where product_id = $1 and liked = 1",
         )

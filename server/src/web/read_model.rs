@@ -71,6 +71,7 @@ pub struct ReadModelHandler {
 
 impl Handler for ReadModelHandler {
     type Event = CatalogEvent;
+    const NAME: &'static str = "read_model";
 
     #[tracing::instrument(name = "apply_catalog_event", skip_all, fields(event_id = %envelope.id))]
     async fn handle(&self, envelope: Envelope<CatalogEvent>) -> Result<(), HandleError> {

@@ -213,6 +213,7 @@ struct Recorder(mpsc::UnboundedSender<i64>);
 
 impl Handler for Recorder {
     type Event = Sample;
+    const NAME: &'static str = "recorder";
 
     async fn handle(&self, envelope: Envelope<Sample>) -> Result<(), HandleError> {
         let Sample::Created { n } = envelope.event;

@@ -177,7 +177,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         format!("--web-database-url={web_db}"),
         format!("--admin-token={admin_token}"),
         format!("--bus-namespace={namespace}"),
-        "--bus-timeout=2000".to_owned(),
+        "--bus-timeout=5000".to_owned(),
         "--database-pool-size=5".to_owned(),
     ];
     if let Some(url) = options
@@ -298,9 +298,9 @@ impl TestApp {
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
         };
-        tokio::time::timeout(Duration::from_secs(10), poll)
+        tokio::time::timeout(Duration::from_secs(30), poll)
             .await
-            .unwrap_or_else(|_| panic!("the gallery did not show {what} within 10 s"));
+            .unwrap_or_else(|_| panic!("the gallery did not show {what} within 30 s"));
     }
 
     /// A new visitor: the app issues its signed cookie on the first page view.
@@ -518,7 +518,8 @@ impl BrokerProxy {
             }
         });
         Self {
-            url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            // The same broker and virtual host as every other test, through our port.
+            url: amqp_url().replacen("127.0.0.1:5672", &format!("127.0.0.1:{port}"), 1),
             up,
             links,
         }

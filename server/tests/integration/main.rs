@@ -9,4 +9,5 @@ mod live;
 mod outbox;
 mod pages;
 mod probes;
+mod processes;
 mod read_model;

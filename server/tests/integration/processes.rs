@@ -1,0 +1,251 @@
+//! The production shape: catalog and two web instances as separate processes of the real binary,
+//! on RabbitMQ and PostgreSQL, the web instances sharing one database. Likes through both
+//! instances end in exact counts, both instances' sockets see them, and `/metrics` moves.
+
+use crate::helpers::{amqp_url, fresh_database, unique, Engine, SqliteDir};
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A running `server` process, killed on drop.
+struct Process {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("bound")
+}
+
+async fn start(args: &[(&str, String)], logs: &SqliteDir, name: &str) -> Process {
+    let address = free_address();
+    let log = std::fs::File::create(logs.0.join(format!("{name}.log"))).expect("a log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .arg(format!("--site-addr={address}"))
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (flag, value) in args {
+        command.arg(format!("--{flag}={value}"));
+    }
+    let child = command.spawn().expect("the server binary starts");
+    let process = Process { child, address };
+    let client = reqwest::Client::new();
+    let ready = async {
+        loop {
+            if let Ok(response) = client.get(format!("http://{address}/readyz")).send().await {
+                if response.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{name} became ready; see {}",
+                logs.0.join(format!("{name}.log")).display()
+            )
+        });
+    process
+}
+
+fn metric(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name) && line.contains(label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
+    crate::helpers::init_logs();
+    let dir = SqliteDir::new();
+    let namespace = unique("lg_test");
+    let token = unique("token");
+    let shared = [
+        ("amqp-url", amqp_url()),
+        ("bus-namespace", namespace.clone()),
+        ("admin-token", token.clone()),
+        ("bus-timeout", "5000".to_owned()),
+    ];
+    let mut catalog_args = shared.to_vec();
+    catalog_args.push(("role", "catalog".to_owned()));
+    catalog_args.push((
+        "catalog-database-url",
+        fresh_database(Engine::Postgres, &dir).await,
+    ));
+    let catalog = start(&catalog_args, &dir, "catalog").await;
+
+    let web_database = fresh_database(Engine::Postgres, &dir).await;
+    let mut web_args = shared.to_vec();
+    web_args.push(("role", "web".to_owned()));
+    web_args.push(("web-database-url", web_database));
+    web_args.push(("catalog-url", format!("http://{}", catalog.address)));
+    let webs = [
+        start(&web_args, &dir, "web-1").await,
+        start(&web_args, &dir, "web-2").await,
+    ];
+
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(format!("http://{}/api/admin/products", catalog.address))
+        .bearer_auth(&token)
+        .json(&json!({"title": "Delta", "image": "https://images.example.com/delta.jpg"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_i64().unwrap();
+
+    // Sockets on both instances, opened before the likes.
+    let mut sockets = Vec::new();
+    for web in &webs {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", web.address))
+            .await
+            .expect("ws");
+        sockets.push(socket);
+    }
+
+    // Ten visitors on each instance like the product.
+    let mut visitors = Vec::new();
+    for web in &webs {
+        for _ in 0..10 {
+            let page = client
+                .get(format!("http://{}/", web.address))
+                .send()
+                .await
+                .unwrap();
+            let cookie = crate::helpers::set_cookie(&page, "lg_visitor").expect("a visitor cookie");
+            visitors.push((web.address, cookie.split(';').next().unwrap().to_owned()));
+        }
+    }
+    crate::helpers::wait_until("the product on both web instances", || async {
+        let list: Vec<Value> = client
+            .get(format!("http://{}/api/products", webs[1].address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list.iter().any(|p| p["id"] == id)
+    })
+    .await;
+    for (address, cookie) in &visitors {
+        let liked = client
+            .post(format!("http://{address}/api/products/{id}/like"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(liked.status(), 200);
+    }
+
+    crate::helpers::wait_until("20 likes in the catalog", || async {
+        let list: Vec<Value> = client
+            .get(format!("http://{}/api/admin/products", catalog.address))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list[0]["likes"] == 20
+    })
+    .await;
+    for web in &webs {
+        crate::helpers::wait_until("20 likes in each web instance", || async {
+            let list: Vec<Value> = client
+                .get(format!("http://{}/api/products", web.address))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            list.iter().any(|p| p["id"] == id && p["likes"] == 20)
+        })
+        .await;
+    }
+    for socket in &mut sockets {
+        let final_count = async {
+            while let Some(Ok(message)) = socket.next().await {
+                if let Message::Text(text) = message {
+                    let message: Value = serde_json::from_str(&text).unwrap();
+                    if message["type"] == "likes" && message["likes"] == 20 {
+                        return;
+                    }
+                }
+            }
+            panic!("socket closed");
+        };
+        tokio::time::timeout(Duration::from_secs(30), final_count)
+            .await
+            .expect("the final count reaches every socket");
+    }
+
+    let metrics = |address: SocketAddr| {
+        let client = client.clone();
+        async move {
+            client
+                .get(format!("http://{address}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let catalog_metrics = metrics(catalog.address).await;
+    assert!(
+        metric(
+            &catalog_metrics,
+            "live_gallery_events_consumed_total",
+            "consumer=\"likes\""
+        ) >= 20.0,
+        "{catalog_metrics}"
+    );
+    assert!(
+        metric(
+            &catalog_metrics,
+            "live_gallery_events_published_total",
+            "exchange="
+        ) >= 21.0
+    );
+    let mut likes_accepted = 0.0;
+    for web in &webs {
+        let text = metrics(web.address).await;
+        likes_accepted += metric(&text, "live_gallery_likes_total", "action=\"like\"");
+        assert!(
+            metric(
+                &text,
+                "live_gallery_http_requests_total",
+                "route=\"/api/products/{id}/like\""
+            ) >= 10.0,
+            "{text}"
+        );
+        assert_eq!(metric(&text, "live_gallery_websockets_open", ""), 1.0);
+    }
+    assert_eq!(likes_accepted, 20.0);
+}
