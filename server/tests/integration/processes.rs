@@ -87,6 +87,7 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
     ];
     let mut catalog_args = shared.to_vec();
     catalog_args.push(("role", "catalog".to_owned()));
+    catalog_args.push(("log-format", "json".to_owned()));
     catalog_args.push((
         "catalog-database-url",
         fresh_database(Engine::Postgres, &dir).await,
@@ -248,4 +249,22 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
         assert_eq!(metric(&text, "live_gallery_websockets_open", ""), 1.0);
     }
     assert_eq!(likes_accepted, 20.0);
+
+    // The catalog logged JSON lines, and a request's lines carry its request id.
+    let log = std::fs::read_to_string(dir.0.join("catalog.log")).expect("the catalog's log");
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let created = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "product created")
+        .unwrap_or_else(|| panic!("no product created line in {log}"));
+    let spans = created["spans"].as_array().expect("the spans of the line");
+    assert!(
+        spans
+            .iter()
+            .any(|span| span["request_id"].as_str().is_some_and(|id| id.len() == 32)),
+        "{created}"
+    );
 }
