@@ -22,6 +22,8 @@ pub enum Error {
     Unauthorized,
     #[error("{0}")]
     BadRequest(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("the body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("the body is too large")]
@@ -43,6 +45,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(err) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,6 +82,7 @@ impl IntoResponse for Error {
                 "message": "missing or wrong credentials",
             }),
             Error::BadRequest(message) => json!({ "error": "bad_request", "message": message }),
+            Error::Forbidden(message) => json!({ "error": "forbidden", "message": message }),
             Error::UnsupportedMediaType => {
                 json!({ "error": "unsupported_media_type", "message": self.to_string() })
             }
@@ -112,6 +116,7 @@ impl From<Error> for AppError {
             Error::NotFound => AppError::NotFound,
             Error::Conflict(message) => AppError::Conflict(message),
             Error::Unauthorized => AppError::Unauthorized,
+            Error::Forbidden(_) => AppError::Unauthorized,
             Error::BadRequest(_) | Error::UnsupportedMediaType | Error::PayloadTooLarge => {
                 AppError::Transport("the request was malformed".to_owned())
             }

@@ -12,6 +12,7 @@
 //! - `health`: `/healthz` and `/readyz`
 //! - `observability`: `/metrics`, request ids and per-route request metrics
 //! - `auth`: the administrator token
+//! - `security`: security headers and the cross-site request check
 //! - `error`: the HTTP error type
 //! - `shutdown`: the process-wide stop signal
 //! - `telemetry`: logging
@@ -26,6 +27,7 @@ pub mod events;
 pub mod health;
 pub mod live;
 pub mod observability;
+pub mod security;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

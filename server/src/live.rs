@@ -161,6 +161,8 @@ async fn serve(
 /// same product are dropped.
 pub struct LiveFeed {
     hub: Arc<LiveHub>,
+    /// The web database, whose read model pages refetch from.
+    db: crate::db::Database,
     state: std::sync::Mutex<FeedState>,
 }
 
@@ -178,12 +180,14 @@ impl LiveFeed {
     /// next tick tells every browser to resync.
     pub fn start(
         hub: Arc<LiveHub>,
+        db: crate::db::Database,
         bus: crate::bus::Bus,
         tick: Duration,
         mut shutdown: Shutdown,
     ) -> Arc<Self> {
         let feed = Arc::new(Self {
             hub,
+            db,
             state: std::sync::Mutex::default(),
         });
         let flusher = feed.clone();
@@ -256,6 +260,36 @@ impl LiveFeed {
     }
 }
 
+/// Longest wait for the read model to catch up with a product change before browsers are told.
+const READ_MODEL_WAIT: Duration = Duration::from_secs(3);
+
+impl LiveFeed {
+    /// Waits until the read model holds `version` of product `id` (or a later one), so a browser
+    /// that refetches on this message sees the change. This instance's live queue and the shared
+    /// read-model queue are separate, so the message can otherwise overtake the write.
+    async fn wait_for_read_model(&self, id: app::domain::ProductId, version: i64) {
+        let caught_up = async {
+            loop {
+                let stored: Result<Option<i64>, _> =
+                    sqlx::query_scalar("select version from product where id = $1")
+                        .bind(id.get())
+                        .fetch_optional(self.db.pool())
+                        .await;
+                if matches!(stored, Ok(Some(stored)) if stored >= version) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        if tokio::time::timeout(READ_MODEL_WAIT, caught_up)
+            .await
+            .is_err()
+        {
+            tracing::warn!(product_id = %id, version, "read model behind; telling browsers anyway");
+        }
+    }
+}
+
 /// The consumer side of the feed.
 pub struct LiveHandler(pub Arc<LiveFeed>);
 
@@ -267,6 +301,20 @@ impl crate::bus::consumer::Handler for LiveHandler {
         &self,
         envelope: crate::bus::Envelope<Self::Event>,
     ) -> Result<(), crate::bus::consumer::HandleError> {
+        use crate::events::CatalogEvent;
+        // Pages refetch on product changes: let the read model have them first. Like counts
+        // travel in the message itself and need no wait.
+        match &envelope.event {
+            CatalogEvent::ProductCreated(product) | CatalogEvent::ProductUpdated(product) => {
+                self.0
+                    .wait_for_read_model(product.id, product.version)
+                    .await
+            }
+            CatalogEvent::ProductDeleted { id, version } => {
+                self.0.wait_for_read_model(*id, *version).await
+            }
+            CatalogEvent::LikesChanged(_) => {}
+        }
         self.0.apply(envelope.event);
         Ok(())
     }

@@ -217,6 +217,7 @@ impl Application {
             let subscription = bus.subscribe(&fan_out).await.map_err(StartError::Bus)?;
             let feed = LiveFeed::start(
                 hub.clone(),
+                db.clone(),
                 bus.clone(),
                 config.live_tick.0,
                 shutdown.clone(),
@@ -231,6 +232,10 @@ impl Application {
                 .layer(axum::middleware::from_fn_with_state(
                     keys,
                     visitor::identify,
+                ))
+                // Outermost: a forged cross-site request is refused before anything runs.
+                .layer(axum::middleware::from_fn(
+                    crate::security::refuse_cross_site,
                 ));
             router = router
                 .merge(live::router(hub.clone(), shutdown.clone()))
@@ -246,6 +251,7 @@ impl Application {
                 bus: bus.clone(),
             }))
             .merge(crate::observability::router(bus.clone()))
+            .layer(axum::middleware::from_fn(crate::security::headers))
             .layer(axum::middleware::from_fn(crate::observability::observe));
 
         let listener = TcpListener::bind(config.site_addr)

@@ -11,3 +11,4 @@ mod pages;
 mod probes;
 mod processes;
 mod read_model;
+mod security;

@@ -1,0 +1,122 @@
+//! Security by default: headers on every answer, a script-nonce policy on pages, cross-site
+//! requests refused, markup in titles shown as text.
+
+use crate::helpers::{spawn_app_with, TestOptions};
+use serde_json::json;
+
+#[tokio::test]
+async fn pages_carry_a_nonce_policy_that_matches_their_scripts() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let page = app.gallery_page().await;
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+
+    let nonce = policy
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("the policy names a nonce");
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.contains("'wasm-unsafe-eval'"), "{policy}");
+    assert!(!policy.contains("'unsafe-inline'"), "{policy}");
+    // Every inline script is allowed by the nonce, and only by it.
+    let scripts = html.matches("<script").count();
+    assert!(scripts > 0);
+    assert_eq!(
+        html.matches(&format!("nonce=\"{nonce}\"")).count(),
+        html.matches("nonce=\"").count()
+    );
+    for script in html.split("<script").skip(1) {
+        let tag = script.split('>').next().unwrap();
+        assert!(
+            tag.contains(&format!("nonce=\"{nonce}\"")),
+            "a script without the nonce: <script{tag}>"
+        );
+    }
+
+    let api = app.get("/healthz").await;
+    assert_eq!(
+        api.headers()["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn state_changing_requests_from_another_site_are_refused() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let id = app.create_visible_product("Cliff").await;
+    let visitor = app.new_visitor().await;
+    let like_from = |origin: String| {
+        app.client
+            .post(app.url(&format!("/api/products/{id}/like")))
+            .header("cookie", &visitor.cookie)
+            .header("origin", origin)
+            .send()
+    };
+
+    let forged = like_from("https://evil.example".to_owned()).await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(
+        forged.json::<serde_json::Value>().await.unwrap()["error"],
+        "forbidden"
+    );
+    let forged_form = app
+        .client
+        .post(app.url("/api/set_like"))
+        .header("cookie", &visitor.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("id", id.to_string()), ("like", "true".to_owned())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged_form.status(),
+        403,
+        "server functions are covered too"
+    );
+    assert!(
+        visitor.products().await.iter().all(|p| p["liked"] == false),
+        "nothing was liked"
+    );
+
+    let own = like_from(format!("http://{}", app.address)).await.unwrap();
+    assert_eq!(own.status(), 200, "the site's own pages may");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn markup_in_a_title_is_shown_as_text_on_every_page() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let title = "<script>alert('x')</script><img src=x onerror=alert(1)>";
+    let created = app
+        .create_product(&json!({"title": title, "image": "https://images.example.com/x.jpg"}))
+        .await;
+    assert_eq!(created.status(), 201);
+    app.wait_for_gallery("the product", |html| html.contains("&lt;script&gt;alert("))
+        .await;
+    let gallery = app.gallery_page().await.text().await.unwrap();
+    let session = app.admin_session().await;
+    let admin = app
+        .client
+        .get(app.url("/admin"))
+        .header("cookie", session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for html in [gallery, admin] {
+        assert!(html.contains("&lt;script&gt;alert("), "escaped as text");
+        assert!(!html.contains("<script>alert("), "never as markup");
+        assert!(!html.contains("<img src=x onerror"), "never as markup");
+    }
+    app.stop().await;
+}
