@@ -133,6 +133,14 @@ pub struct Config {
     #[arg(long, env = "LIVE_TICK_MS", default_value = "50", value_parser = parse_millis)]
     pub live_tick: MillisArg,
 
+    /// Likes and unlikes one address may make per minute (0: no limit, as for benchmarks).
+    #[arg(long, env = "RATE_LIMIT_LIKES_PER_MINUTE", default_value_t = 600)]
+    pub rate_limit_likes_per_minute: u32,
+
+    /// New visitors one address may create per minute (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_VISITORS_PER_MINUTE", default_value_t = 120)]
+    pub rate_limit_visitors_per_minute: u32,
+
     /// Log lines as readable text or as JSON objects.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

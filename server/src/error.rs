@@ -24,6 +24,8 @@ pub enum Error {
     BadRequest(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("too many requests")]
+    RateLimited,
     #[error("the body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     #[error("the body is too large")]
@@ -46,6 +48,7 @@ impl Error {
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(err) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,6 +86,10 @@ impl IntoResponse for Error {
             }),
             Error::BadRequest(message) => json!({ "error": "bad_request", "message": message }),
             Error::Forbidden(message) => json!({ "error": "forbidden", "message": message }),
+            Error::RateLimited => json!({
+                "error": "rate_limited",
+                "message": "too many requests from your address; try again in a minute",
+            }),
             Error::UnsupportedMediaType => {
                 json!({ "error": "unsupported_media_type", "message": self.to_string() })
             }
@@ -117,6 +124,9 @@ impl From<Error> for AppError {
             Error::Conflict(message) => AppError::Conflict(message),
             Error::Unauthorized => AppError::Unauthorized,
             Error::Forbidden(_) => AppError::Unauthorized,
+            Error::RateLimited => {
+                AppError::Conflict("Too many likes at once; try again in a minute.".to_owned())
+            }
             Error::BadRequest(_) | Error::UnsupportedMediaType | Error::PayloadTooLarge => {
                 AppError::Transport("the request was malformed".to_owned())
             }

@@ -12,6 +12,7 @@ use crate::db::{Database, DbError, Service};
 use crate::health::{self, Health};
 use crate::live::{self, LiveFeed, LiveHandler, LiveHub};
 use crate::shutdown::Shutdown;
+use crate::web::limits::{self, RateLimiter};
 use crate::web::{self, visitor, CatalogClient, Likes, ReadModelHandler, VisitorKeys, WebBackend};
 use app::backend::BackendHandle;
 use axum::Router;
@@ -230,7 +231,14 @@ impl Application {
             let visitor_pages = web::router(likes)
                 .merge(pages(leptos_options, backend))
                 .layer(axum::middleware::from_fn_with_state(
-                    keys,
+                    RateLimiter::new(config.rate_limit_likes_per_minute),
+                    limits::limit_likes,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    visitor::Visitors {
+                        keys,
+                        limiter: RateLimiter::new(config.rate_limit_visitors_per_minute),
+                    },
                     visitor::identify,
                 ))
                 // Outermost: a forged cross-site request is refused before anything runs.
@@ -300,10 +308,14 @@ impl Application {
             live: _,
         } = self;
         let mut stop = shutdown.clone();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.wait().await })
-            .await
-            .map_err(StartError::Serve);
+        // The peer address feeds the per-IP rate limits.
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.wait().await })
+        .await
+        .map_err(StartError::Serve);
         let drained =
             tokio::time::timeout(DRAIN_TIMEOUT, futures_util::future::join_all(tasks)).await;
         if drained.is_err() {

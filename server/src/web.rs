@@ -4,6 +4,7 @@
 mod backend;
 mod catalog_client;
 mod likes;
+pub mod limits;
 pub mod read_model;
 mod routes;
 pub mod visitor;

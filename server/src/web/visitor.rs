@@ -84,17 +84,33 @@ impl VisitorKeys {
     }
 }
 
-/// Middleware: puts the request's `VisitorId` in its extensions, issuing a cookie for a new one.
+/// What the visitor middleware needs.
+#[derive(Clone)]
+pub struct Visitors {
+    pub keys: Arc<VisitorKeys>,
+    /// New visitors per address.
+    pub limiter: Arc<super::limits::RateLimiter>,
+}
+
+/// Middleware: puts the request's `VisitorId` in its extensions, issuing a cookie for a new one
+/// (within the address's allowance of new visitors; beyond it, 429).
 pub async fn identify(
-    State(keys): State<Arc<VisitorKeys>>,
+    State(visitors): State<Visitors>,
     mut request: Request,
     next: Next,
 ) -> Response {
+    let keys = &visitors.keys;
     let known = app::api::session::cookie_in(request.headers(), VISITOR_COOKIE)
         .and_then(|value| keys.verify(value));
     let (visitor, is_new) = match known {
         Some(visitor) => (visitor, false),
         None => {
+            if let Some(address) = super::limits::peer(&request) {
+                if !visitors.limiter.allow(address) {
+                    tracing::info!(%address, "new-visitor rate limit reached");
+                    return super::limits::too_many();
+                }
+            }
             let id = uuid::Uuid::new_v4().hyphenated().to_string();
             (VisitorId::parse(&id).expect("a UUID is a visitor id"), true)
         }

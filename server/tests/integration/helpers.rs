@@ -178,7 +178,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         format!("--admin-token={admin_token}"),
         format!("--bus-namespace={namespace}"),
         "--bus-timeout=5000".to_owned(),
-        "--database-pool-size=5".to_owned(),
+        "--database-pool-size=10".to_owned(),
     ];
     if let Some(url) = options
         .amqp_url
@@ -186,6 +186,15 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .or_else(|| options.rabbitmq.then(amqp_url))
     {
         args.push(format!("--amqp-url={url}"));
+    }
+    // Tests make many visitors and likes from one address: no rate limits unless a test asks.
+    for limit in [
+        "--rate-limit-likes-per-minute",
+        "--rate-limit-visitors-per-minute",
+    ] {
+        if !options.extra_args.iter().any(|arg| arg.starts_with(limit)) {
+            args.push(format!("{limit}=0"));
+        }
     }
     args.extend(options.extra_args.iter().cloned());
     let mut config = <Config as clap::Parser>::try_parse_from(args).expect("test flags parse");
@@ -211,7 +220,8 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
+            // Generous: a loaded 2-core machine runs these tests beside a build.
+            .timeout(Duration::from_secs(30))
             .build()
             .expect("a client builds"),
         admin_token,

@@ -120,3 +120,36 @@ async fn markup_in_a_title_is_shown_as_text_on_every_page() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn one_address_gets_429_beyond_its_likes_and_new_visitors_per_minute() {
+    let app = spawn_app_with(TestOptions {
+        extra_args: vec![
+            "--rate-limit-visitors-per-minute=3".to_owned(),
+            "--rate-limit-likes-per-minute=2".to_owned(),
+        ],
+        ..TestOptions::embedded()
+    })
+    .await;
+    let first = app.new_visitor().await;
+    // create_visible_product spends one more new visitor on its check.
+    let id = app.create_visible_product("Ridge").await;
+    let _third = app.new_visitor().await;
+    let refused = app.gallery_page().await;
+    assert_eq!(refused.status(), 429, "a fourth new visitor in a minute");
+    assert_eq!(refused.headers()["retry-after"], "60");
+
+    assert_eq!(first.like(id).await.status(), 200);
+    assert_eq!(first.unlike(id).await.status(), 200);
+    let limited = first.like(id).await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(
+        limited.json::<serde_json::Value>().await.unwrap()["error"],
+        "rate_limited"
+    );
+    assert!(
+        first.products().await.iter().all(|p| p["liked"] == false),
+        "the refused like changed nothing"
+    );
+    app.stop().await;
+}
