@@ -122,6 +122,48 @@ impl Topology {
     pub fn queue(&self, name: &str) -> String {
         format!("{}.{name}", self.namespace)
     }
+
+    fn durable(&self, name: &str, exchange: String, binding: &str, prefetch: u16) -> QueueSpec {
+        QueueSpec {
+            queue: self.queue(name),
+            exchange,
+            bindings: vec![binding.to_owned()],
+            kind: QueueKind::Durable,
+            prefetch,
+        }
+    }
+
+    /// The catalog's like events from every web instance.
+    pub fn catalog_likes(&self, prefetch: u16) -> QueueSpec {
+        self.durable("catalog.likes", self.web_exchange(), "like.*", prefetch)
+    }
+
+    /// Resync requests from web services with a fresh database; one at a time is plenty.
+    pub fn catalog_resync(&self) -> QueueSpec {
+        self.durable("catalog.resync", self.web_exchange(), "resync.requested", 1)
+    }
+
+    /// Product events for the web read model, shared by the web instances on one database.
+    pub fn web_read_model(&self, prefetch: u16) -> QueueSpec {
+        self.durable(
+            "web.read-model",
+            self.catalog_exchange(),
+            "product.#",
+            prefetch,
+        )
+    }
+
+    /// Product events for one web instance's live sockets: a queue of its own, so every
+    /// instance hears every change, gone when the instance goes.
+    pub fn web_live(&self, prefetch: u16) -> QueueSpec {
+        QueueSpec {
+            queue: self.queue(&format!("web.live.{}", uuid::Uuid::new_v4().simple())),
+            exchange: self.catalog_exchange(),
+            bindings: vec!["product.#".to_owned()],
+            kind: QueueKind::Live,
+            prefetch,
+        }
+    }
 }
 
 /// The bus a process uses: RabbitMQ when `AMQP_URL` is set, otherwise in-process.

@@ -3,9 +3,10 @@
 
 use crate::auth::AdminToken;
 use crate::bus::amqp::AmqpBus;
+use crate::bus::consumer::{self, Handler};
 use crate::bus::memory::MemoryBus;
 use crate::bus::outbox::{Relay, RelayWaker};
-use crate::bus::{consumer, Bus, BusError, QueueKind, QueueSpec, Topology};
+use crate::bus::{Bus, BusError, QueueSpec, Topology};
 use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler, ResyncHandler};
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
@@ -60,6 +61,7 @@ impl Application {
         shutdown: Shutdown,
     ) -> Result<Self, StartError> {
         let topology = Topology::new(&config.bus_namespace);
+        let prefetch = config.bus_prefetch;
         // An empty AMQP_URL means "not set", so a blank line in an env file keeps the embedded bus.
         let bus = match config
             .amqp_url
@@ -103,42 +105,15 @@ impl Application {
                 store: store.clone(),
                 admin_token: admin_token.clone(),
             }));
-            let likes_queue = QueueSpec {
-                queue: topology.queue("catalog.likes"),
-                exchange: topology.web_exchange(),
-                bindings: vec!["like.*".to_owned()],
-                kind: QueueKind::Durable,
-                prefetch: config.bus_prefetch,
-            };
-            let subscription = bus.subscribe(&likes_queue).await.map_err(StartError::Bus)?;
-            let handler = LikesHandler {
+            let likes = LikesHandler {
                 db: db.clone(),
                 relay: waker.clone(),
             };
-            tasks.push(tokio::spawn(consumer::run(
-                subscription,
-                handler,
-                shutdown.clone(),
-            )));
-            let resync_queue = QueueSpec {
-                queue: topology.queue("catalog.resync"),
-                exchange: topology.web_exchange(),
-                bindings: vec!["resync.requested".to_owned()],
-                kind: QueueKind::Durable,
-                prefetch: 1,
-            };
-            let subscription = bus
-                .subscribe(&resync_queue)
-                .await
-                .map_err(StartError::Bus)?;
-            let handler = ResyncHandler {
+            tasks.push(consume(&bus, topology.catalog_likes(prefetch), likes, &shutdown).await?);
+            let resync = ResyncHandler {
                 store: store.clone(),
             };
-            tasks.push(tokio::spawn(consumer::run(
-                subscription,
-                handler,
-                shutdown.clone(),
-            )));
+            tasks.push(consume(&bus, topology.catalog_resync(), resync, &shutdown).await?);
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
@@ -171,20 +146,16 @@ impl Application {
                 waker: waker.clone(),
             };
             tasks.push(tokio::spawn(relay.run(shutdown.clone())));
-            let read_model = QueueSpec {
-                queue: topology.queue("web.read-model"),
-                exchange: topology.catalog_exchange(),
-                bindings: vec!["product.#".to_owned()],
-                kind: QueueKind::Durable,
-                prefetch: config.bus_prefetch,
-            };
-            let subscription = bus.subscribe(&read_model).await.map_err(StartError::Bus)?;
-            let handler = ReadModelHandler { db: db.clone() };
-            tasks.push(tokio::spawn(consumer::run(
-                subscription,
-                handler,
-                shutdown.clone(),
-            )));
+            let read_model = ReadModelHandler { db: db.clone() };
+            tasks.push(
+                consume(
+                    &bus,
+                    topology.web_read_model(prefetch),
+                    read_model,
+                    &shutdown,
+                )
+                .await?,
+            );
 
             let catalog = match (&catalog_store, &config.catalog_url) {
                 (_, Some(url)) => CatalogClient::remote(url, admin_token.clone()),
@@ -207,15 +178,6 @@ impl Application {
                 .await
                 .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
             let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
-            // This instance's own queue: every web instance hears every change.
-            let fan_out = QueueSpec {
-                queue: topology.queue(&format!("web.live.{}", uuid::Uuid::new_v4().simple())),
-                exchange: topology.catalog_exchange(),
-                bindings: vec!["product.#".to_owned()],
-                kind: QueueKind::Live,
-                prefetch: config.bus_prefetch,
-            };
-            let subscription = bus.subscribe(&fan_out).await.map_err(StartError::Bus)?;
             let feed = LiveFeed::start(
                 hub.clone(),
                 db.clone(),
@@ -223,11 +185,15 @@ impl Application {
                 config.live_tick.0,
                 shutdown.clone(),
             );
-            tasks.push(tokio::spawn(consumer::run(
-                subscription,
-                LiveHandler(feed),
-                shutdown.clone(),
-            )));
+            tasks.push(
+                consume(
+                    &bus,
+                    topology.web_live(prefetch),
+                    LiveHandler(feed),
+                    &shutdown,
+                )
+                .await?,
+            );
             let visitor_pages = web::router(likes)
                 .merge(pages(leptos_options, backend))
                 .layer(axum::middleware::from_fn_with_state(
@@ -327,6 +293,21 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// Subscribes to `spec` and runs `handler` on its deliveries until `shutdown`.
+async fn consume<H: Handler>(
+    bus: &Bus,
+    spec: QueueSpec,
+    handler: H,
+    shutdown: &Shutdown,
+) -> Result<JoinHandle<()>, StartError> {
+    let subscription = bus.subscribe(&spec).await.map_err(StartError::Bus)?;
+    Ok(tokio::spawn(consumer::run(
+        subscription,
+        handler,
+        shutdown.clone(),
+    )))
 }
 
 /// The Leptos pages and server functions, with the web backend in their context.
