@@ -67,7 +67,13 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_triggered() {
             let round = self.publish_batch().await;
-            if let Ok(backlog) = backlog(&self.db).await {
+            // An empty or partial batch means the outbox is drained; count it only when rows
+            // may be left (a full batch, or a failed round while the broker is away).
+            let backlog = match &round {
+                Ok(published) if (*published as i64) < BATCH => Ok(0),
+                _ => backlog(&self.db).await,
+            };
+            if let Ok(backlog) = backlog {
                 metrics::gauge!("live_gallery_outbox_backlog", "exchange" => self.exchange.clone())
                     .set(backlog as f64);
             }

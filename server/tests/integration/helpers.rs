@@ -270,6 +270,20 @@ impl TestApp {
         cookie.split(';').next().expect("name=value").to_owned()
     }
 
+    /// The `/admin` page's HTML for the holder of `session` (a `name=value` cookie).
+    pub async fn admin_page(&self, session: &str) -> String {
+        let page = self
+            .client
+            .get(self.url("/admin"))
+            .header("cookie", session)
+            .send()
+            .await;
+        page.expect("request reaches the app")
+            .text()
+            .await
+            .expect("a page")
+    }
+
     /// A request to the admin API with the right bearer token.
     pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.client

@@ -50,16 +50,7 @@ async fn signing_in_with_the_admin_token_sets_a_strict_http_only_cookie() {
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
 
     let session = cookie.split(';').next().unwrap();
-    let admin = app
-        .client
-        .get(app.url("/admin"))
-        .header("cookie", session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let admin = app.admin_page(session).await;
     assert!(
         admin.contains("You are signed in as the administrator."),
         "{admin}"
@@ -91,16 +82,7 @@ async fn a_wrong_admin_token_is_refused_and_sets_no_cookie() {
     assert_eq!(from_script.status(), 401, "a script's call gets the status");
     assert!(set_cookie(&from_script, "lg_admin").is_none());
 
-    let forged = app
-        .client
-        .get(app.url("/admin"))
-        .header("cookie", "lg_admin=not-the-token")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let forged = app.admin_page("lg_admin=not-the-token").await;
     assert!(
         forged.contains("Admin token"),
         "the sign-in form is shown again"

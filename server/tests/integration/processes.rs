@@ -66,6 +66,16 @@ async fn start(args: &[(&str, String)], logs: &SqliteDir, name: &str) -> Process
     process
 }
 
+/// `GET url` as JSON, with an optional bearer token.
+async fn get_json(client: &reqwest::Client, url: String, token: Option<&str>) -> Value {
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request reaches the process");
+    response.json().await.expect("a JSON body")
+}
+
 fn metric(text: &str, name: &str, label: &str) -> f64 {
     text.lines()
         .filter(|line| line.starts_with(name) && line.contains(label))
@@ -140,15 +150,13 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
         }
     }
     crate::helpers::wait_until("the product on both web instances", || async {
-        let list: Vec<Value> = client
-            .get(format!("http://{}/api/products", webs[1].address))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        list.iter().any(|p| p["id"] == id)
+        let list = get_json(
+            &client,
+            format!("http://{}/api/products", webs[1].address),
+            None,
+        )
+        .await;
+        list.as_array().unwrap().iter().any(|p| p["id"] == id)
     })
     .await;
     for (address, cookie) in &visitors {
@@ -162,29 +170,27 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
     }
 
     crate::helpers::wait_until("20 likes in the catalog", || async {
-        let list: Vec<Value> = client
-            .get(format!("http://{}/api/admin/products", catalog.address))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = get_json(
+            &client,
+            format!("http://{}/api/admin/products", catalog.address),
+            Some(&token),
+        )
+        .await;
         list[0]["likes"] == 20
     })
     .await;
     for web in &webs {
         crate::helpers::wait_until("20 likes in each web instance", || async {
-            let list: Vec<Value> = client
-                .get(format!("http://{}/api/products", web.address))
-                .send()
-                .await
+            let list = get_json(
+                &client,
+                format!("http://{}/api/products", web.address),
+                None,
+            )
+            .await;
+            list.as_array()
                 .unwrap()
-                .json()
-                .await
-                .unwrap();
-            list.iter().any(|p| p["id"] == id && p["likes"] == 20)
+                .iter()
+                .any(|p| p["id"] == id && p["likes"] == 20)
         })
         .await;
     }

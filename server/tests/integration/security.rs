@@ -103,16 +103,7 @@ async fn markup_in_a_title_is_shown_as_text_on_every_page() {
         .await;
     let gallery = app.gallery_page().await.text().await.unwrap();
     let session = app.admin_session().await;
-    let admin = app
-        .client
-        .get(app.url("/admin"))
-        .header("cookie", session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let admin = app.admin_page(&session).await;
     for html in [gallery, admin] {
         assert!(html.contains("&lt;script&gt;alert("), "escaped as text");
         assert!(!html.contains("<script>alert("), "never as markup");
