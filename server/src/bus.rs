@@ -54,7 +54,9 @@ pub struct OutgoingMessage {
 pub enum QueueKind {
     /// Survives broker restarts; messages it cannot process go to its dead-letter queue.
     Durable,
-    /// One per process, deleted when the process goes away: for live fan-out.
+    /// One per process, deleted when the process goes away: for live fan-out. Named
+    /// `<shared name>.<instance>`; what its consumer refuses goes to the shared name's
+    /// dead-letter queue.
     Live,
     /// A dead-letter queue, read to inspect or replay what was refused.
     DeadLetter,
@@ -73,15 +75,28 @@ pub struct QueueSpec {
 }
 
 impl QueueSpec {
-    /// The queue that receives what this one's consumer refuses, if it has one.
+    /// The queue that receives what this one's consumer refuses, if it has one. The live
+    /// queues of all web instances share one (`….web.live.dead-letter`): theirs come and go.
     pub fn dead_letter_queue(&self) -> Option<String> {
-        (self.kind == QueueKind::Durable).then(|| dead_letter_queue_of(&self.queue))
+        match self.kind {
+            QueueKind::Durable => Some(dead_letter_queue_of(&self.queue)),
+            QueueKind::Live => {
+                let shared = self
+                    .queue
+                    .rsplit_once('.')
+                    .map_or(&*self.queue, |(base, _)| base);
+                Some(dead_letter_queue_of(shared))
+            }
+            QueueKind::DeadLetter => None,
+        }
     }
 
     /// The spec for reading this queue's dead letters.
     pub fn dead_letters(&self) -> QueueSpec {
         QueueSpec {
-            queue: dead_letter_queue_of(&self.queue),
+            queue: self
+                .dead_letter_queue()
+                .unwrap_or_else(|| dead_letter_queue_of(&self.queue)),
             exchange: String::new(),
             bindings: Vec::new(),
             kind: QueueKind::DeadLetter,
@@ -299,5 +314,28 @@ impl Delivery {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_durable_queue_has_its_own_dead_letter_queue_and_live_queues_share_one() {
+        let topology = Topology::new("ns");
+        assert_eq!(
+            topology.catalog_likes(10).dead_letter_queue().as_deref(),
+            Some("ns.catalog.likes.dead-letter")
+        );
+        let (one, two) = (topology.web_live(10), topology.web_live(10));
+        assert_ne!(one.queue, two.queue);
+        assert_eq!(
+            one.dead_letter_queue().as_deref(),
+            Some("ns.web.live.dead-letter")
+        );
+        assert_eq!(one.dead_letters().queue, "ns.web.live.dead-letter");
+        assert_eq!(one.dead_letter_queue(), two.dead_letter_queue());
+        assert_eq!(one.dead_letters().dead_letter_queue(), None);
     }
 }

@@ -66,7 +66,14 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| code.starts_with("57P") || code.starts_with("08")))
+    ) || matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|code| is_unavailable_code(&code)))
+}
+
+/// PostgreSQL SQLSTATEs of a server that is going away or turning connections down: operator
+/// intervention (57P01 terminated, 57P03 starting up…), connection exceptions (08…), too many
+/// connections (53300) and a database not accepting connections (55000).
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("57P") || code.starts_with("08") || code == "53300" || code == "55000"
 }
 
 impl IntoResponse for Error {

@@ -155,10 +155,12 @@ async fn serve(
     drop(slot);
 }
 
-/// Feeds this instance's hub from its own exclusive queue on the catalog's exchange, so every
-/// web instance hears every change. Like counts are coalesced: at most one `likes` message per
-/// product per tick, carrying the latest count. Events older than one already passed on for the
-/// same product are dropped.
+/// Feeds this instance's hub from two sources: its own exclusive queue on the catalog's exchange,
+/// so every web instance hears every change, and the read model as it applies events here, so
+/// changes made while the instance was down (never on its new queue) still reach browsers.
+/// Events no newer than one already passed on for the same product are dropped, which also
+/// makes the two sources agree. Like counts are coalesced: at most one `likes` message per
+/// product per tick, carrying the latest count.
 pub struct LiveFeed {
     hub: Arc<LiveHub>,
     /// The web database, whose read model pages refetch from.
@@ -170,6 +172,8 @@ pub struct LiveFeed {
 struct FeedState {
     /// Highest version passed on, per product.
     seen: std::collections::HashMap<app::domain::ProductId, i64>,
+    /// Version of the last product change (created, updated, deleted) passed on, per product.
+    announced: std::collections::HashMap<app::domain::ProductId, i64>,
     /// Latest count waiting for the next tick, per product.
     pending: std::collections::BTreeMap<app::domain::ProductId, i64>,
 }
@@ -235,23 +239,35 @@ impl LiveFeed {
             CatalogEvent::ProductDeleted { id, version } => (*id, *version),
         };
         let mut state = self.lock();
-        let newest = state.seen.entry(id).or_insert(0);
-        if version <= *newest {
+        let newest = state.seen.get(&id).copied().unwrap_or(0);
+        let announced = state.announced.get(&id).copied().unwrap_or(0);
+        let fresh = version > newest;
+        // A product change older than the newest like count still matters if no later product
+        // change was announced: after a restart the read model may apply, late, a rename that
+        // this instance's queue never carried, while counts already arrived newer.
+        let late_change = !matches!(event, CatalogEvent::LikesChanged(_)) && version > announced;
+        if !fresh && !late_change {
             return;
         }
-        *newest = version;
+        if fresh {
+            state.seen.insert(id, version);
+        }
         match event {
             CatalogEvent::LikesChanged(product) => {
                 state.pending.insert(id, product.likes);
             }
             CatalogEvent::ProductCreated(product) | CatalogEvent::ProductUpdated(product) => {
-                state.pending.remove(&id);
+                state.announced.insert(id, version);
+                if fresh {
+                    state.pending.remove(&id);
+                }
                 drop(state);
                 self.hub.publish(&LiveMessage::Product {
                     product: product.product(),
                 });
             }
             CatalogEvent::ProductDeleted { .. } => {
+                state.announced.insert(id, version);
                 state.pending.remove(&id);
                 drop(state);
                 self.hub.publish(&LiveMessage::Deleted { id });

@@ -71,8 +71,27 @@ fn request_id(request: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
-/// Middleware for every route: request id, log span, request count and latency by route and
-/// status.
+/// Counts a request in `live_gallery_http_requests_in_flight` until dropped, also when the
+/// client goes away mid-request and the handler's future is dropped.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn begin(route: &str) -> Self {
+        let gauge =
+            metrics::gauge!("live_gallery_http_requests_in_flight", "route" => route.to_owned());
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+/// Middleware for every route: request id, log span, requests in flight, request count and
+/// latency by route and status.
 pub async fn observe(request: Request, next: Next) -> Response {
     let id = request_id(&request);
     let route = request
@@ -81,7 +100,9 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
     let started = Instant::now();
+    let in_flight = InFlight::begin(&route);
     let mut response = next.run(request).instrument(span).await;
+    drop(in_flight);
     let status = response.status().as_u16().to_string();
     metrics::counter!("live_gallery_http_requests_total", "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("live_gallery_http_request_duration_seconds", "route" => route)

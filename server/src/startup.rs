@@ -146,7 +146,18 @@ impl Application {
                 waker: waker.clone(),
             };
             tasks.push(tokio::spawn(relay.run(shutdown.clone())));
-            let read_model = ReadModelHandler { db: db.clone() };
+            let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
+            let feed = LiveFeed::start(
+                hub.clone(),
+                db.clone(),
+                bus.clone(),
+                config.live_tick.0,
+                shutdown.clone(),
+            );
+            let read_model = ReadModelHandler {
+                db: db.clone(),
+                live: feed.clone(),
+            };
             tasks.push(
                 consume(
                     &bus,
@@ -177,14 +188,6 @@ impl Application {
             let keys = VisitorKeys::load_or_create(&db)
                 .await
                 .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
-            let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
-            let feed = LiveFeed::start(
-                hub.clone(),
-                db.clone(),
-                bus.clone(),
-                config.live_tick.0,
-                shutdown.clone(),
-            );
             tasks.push(
                 consume(
                     &bus,

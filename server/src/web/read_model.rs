@@ -67,6 +67,9 @@ pub async fn request_resync_if_empty(
 /// Applies catalog events to the read model, each in one transaction with its dedupe record.
 pub struct ReadModelHandler {
     pub db: Database,
+    /// This instance's browsers hear of every change applied here, including changes made
+    /// while the instance was down, which its own live queue never saw.
+    pub live: std::sync::Arc<crate::live::LiveFeed>,
 }
 
 impl Handler for ReadModelHandler {
@@ -89,6 +92,7 @@ impl Handler for ReadModelHandler {
             }
         }
         tx.commit().await?;
+        self.live.apply(envelope.event);
         Ok(())
     }
 }

@@ -289,14 +289,14 @@ async fn the_consumer_loop_dead_letters_bad_messages_and_keeps_going(bus: Bus) {
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod rabbitmq {
-            $(#[tokio::test]
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 crate::helpers::init_logs();
                 super::$name(super::rabbitmq_bus()).await
             })*
         }
         mod in_process {
-            $(#[tokio::test]
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 crate::helpers::init_logs();
                 super::$name(super::memory_bus()).await

@@ -65,17 +65,17 @@ async fn every_route_works(app: TestApp) {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_works_on_postgres_and_rabbitmq() {
     every_route_works(spawn_app().await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_works_on_sqlite_and_the_in_process_bus() {
     every_route_works(spawn_app_with(TestOptions::embedded()).await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_product_created_through_the_api_reaches_the_gallery() {
     let app = spawn_app().await;
     let title = unique("Harbour");
@@ -88,7 +88,7 @@ async fn a_product_created_through_the_api_reaches_the_gallery() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_missing_or_wrong_credentials_and_changes_nothing() {
     let app = spawn_app().await;
     let id = app
@@ -135,7 +135,7 @@ async fn every_route_refuses_missing_or_wrong_credentials_and_changes_nothing() 
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_products_are_refused_with_the_field_and_the_reason() {
     let app = spawn_app().await;
     let long_title = "x".repeat(201);
@@ -214,7 +214,7 @@ async fn invalid_products_are_refused_with_the_field_and_the_reason() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_wrongly_typed_and_oversized_bodies_are_refused_in_json() {
     let app = spawn_app().await;
     let post = || app.admin(Method::POST, "");
@@ -285,7 +285,7 @@ async fn next_event(events: &mut Subscription, within: Duration) -> Value {
     event
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_change_publishes_one_event_with_a_growing_version() {
     let app = spawn_app().await;
     let mut events = watch_catalog_events(&app).await;
@@ -333,7 +333,7 @@ async fn each_change_publishes_one_event_with_a_growing_version() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_product_created_while_the_broker_is_unreachable_is_published_once_it_returns() {
     let proxy = BrokerProxy::start().await;
     let app = spawn_app_with(TestOptions {
@@ -369,7 +369,7 @@ async fn a_product_created_while_the_broker_is_unreachable_is_published_once_it_
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_separate_web_process_manages_products_through_the_catalog_api() {
     let catalog = spawn_app_with(TestOptions {
         role: "catalog",

@@ -24,7 +24,7 @@ pub fn amqp_url() -> String {
 }
 
 /// A PostgreSQL database tests may create databases from (override with `TEST_POSTGRES_URL`).
-fn postgres_admin_url() -> String {
+pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }

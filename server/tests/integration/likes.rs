@@ -11,7 +11,7 @@ use server::events::{LikeChange, LikeEvent};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_likes_a_product_once_and_can_take_it_back() {
     let app = spawn_app().await;
     let id = app.create_visible_product("Fjord").await;
@@ -69,7 +69,7 @@ async fn a_visitor_likes_a_product_once_and_can_take_it_back() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_visitor_cookie_makes_a_new_visitor() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let id = app.create_visible_product("Glacier").await;
@@ -109,7 +109,7 @@ fn like_change(product: i64, visitor: &str, seq: i64) -> LikeChange {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_and_out_of_order_like_events_are_counted_once() {
     let app = spawn_app().await;
     let id = app.create_visible_product("Moor").await;
@@ -151,7 +151,7 @@ async fn repeated_and_out_of_order_like_events_are_counted_once() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_like_message_is_dead_lettered_and_the_next_one_counts() {
     let app = spawn_app().await;
     let id = app.create_visible_product("Heath").await;
@@ -262,12 +262,12 @@ async fn counts_stay_exact_under_concurrent_likes(app: TestApp) {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_stay_exact_on_postgres_and_rabbitmq() {
     counts_stay_exact_under_concurrent_likes(spawn_app().await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counts_stay_exact_on_sqlite_and_the_in_process_bus() {
     counts_stay_exact_under_concurrent_likes(spawn_app_with(TestOptions::embedded()).await).await;
 }

@@ -7,7 +7,7 @@ use app::live::LiveMessage;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_open_socket_receives_a_published_message() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let mut clients = Vec::new();
@@ -30,7 +30,7 @@ async fn every_open_socket_receives_a_published_message() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sockets_beyond_the_cap_are_refused_with_503() {
     let app = spawn_app_with(TestOptions {
         extra_args: vec!["--live-max-connections=2".to_owned()],
@@ -47,7 +47,7 @@ async fn sockets_beyond_the_cap_are_refused_with_503() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_like_through_one_web_instance_reaches_sockets_on_both() {
     let catalog = spawn_app_with(TestOptions {
         role: "catalog",
@@ -110,7 +110,7 @@ async fn a_like_through_one_web_instance_reaches_sockets_on_both() {
     catalog.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_does_not_delay_others_and_is_told_to_resync() {
     let app = spawn_app_with(TestOptions {
         extra_args: vec!["--live-buffer=1024".to_owned()],

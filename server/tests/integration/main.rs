@@ -1,14 +1,19 @@
 //! Integration tests against the real RabbitMQ and PostgreSQL on this machine (and the embedded
 //! SQLite + in-process bus). One test binary, so the server crate is linked once.
 
+mod bad_input;
+mod burst;
 mod bus_contract;
 mod catalog_api;
+mod faults;
 mod helpers;
 mod likes;
 mod live;
 mod outbox;
 mod pages;
 mod probes;
+mod process;
 mod processes;
 mod read_model;
 mod security;
+mod storm;

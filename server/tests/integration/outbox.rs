@@ -88,12 +88,12 @@ async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: B
         .expect("the relay does not panic");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_publishes_from_postgres_to_rabbitmq() {
     stored_events_are_published_in_order_and_cleared(Engine::Postgres, rabbitmq_bus()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_publishes_from_sqlite_to_the_in_process_bus() {
     stored_events_are_published_in_order_and_cleared(Engine::Sqlite, memory_bus()).await;
 }

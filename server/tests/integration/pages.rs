@@ -20,17 +20,17 @@ async fn the_gallery_renders_its_empty_state(options: TestOptions) {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gallery_renders_on_postgres() {
     the_gallery_renders_its_empty_state(TestOptions::default()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gallery_renders_on_sqlite() {
     the_gallery_renders_its_empty_state(TestOptions::embedded()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_page_answers_404() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let page = app.get("/no/such/page").await;
@@ -39,7 +39,7 @@ async fn an_unknown_page_answers_404() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_in_with_the_admin_token_sets_a_strict_http_only_cookie() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let response = app.sign_in(&app.admin_token).await;
@@ -58,7 +58,7 @@ async fn signing_in_with_the_admin_token_sets_a_strict_http_only_cookie() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_admin_token_is_refused_and_sets_no_cookie() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let response = app.sign_in("not-the-token").await;
@@ -91,7 +91,7 @@ async fn a_wrong_admin_token_is_refused_and_sets_no_cookie() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_server_functions_refuse_callers_without_a_session() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let call = |endpoint: &str, form: &[(&str, &str)], cookie: Option<&str>| {

@@ -16,17 +16,17 @@ async fn probes_answer_ok_when_everything_is_up(app: crate::helpers::TestApp) {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_roles_are_ready_on_postgres_and_rabbitmq() {
     probes_answer_ok_when_everything_is_up(spawn_app().await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_roles_are_ready_on_sqlite_and_the_in_process_bus() {
     probes_answer_ok_when_everything_is_up(spawn_app_with(TestOptions::embedded()).await).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_catalog_role_alone_checks_only_its_database() {
     let app = spawn_app_with(TestOptions {
         role: "catalog",
@@ -44,7 +44,7 @@ async fn the_catalog_role_alone_checks_only_its_database() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_fails_while_the_broker_is_unreachable() {
     let app = spawn_app_with(TestOptions {
         engine: Engine::Sqlite,

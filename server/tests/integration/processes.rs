@@ -2,69 +2,12 @@
 //! on RabbitMQ and PostgreSQL, the web instances sharing one database. Likes through both
 //! instances end in exact counts, both instances' sockets see them, and `/metrics` moves.
 
-use crate::helpers::{amqp_url, fresh_database, unique, Engine, SqliteDir};
+use crate::process::{metric, Deployment};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
-
-/// A running `server` process, killed on drop.
-struct Process {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_address() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("bound")
-}
-
-async fn start(args: &[(&str, String)], logs: &SqliteDir, name: &str) -> Process {
-    let address = free_address();
-    let log = std::fs::File::create(logs.0.join(format!("{name}.log"))).expect("a log file");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info")
-        .arg(format!("--site-addr={address}"))
-        .stdout(Stdio::null())
-        .stderr(log);
-    for (flag, value) in args {
-        command.arg(format!("--{flag}={value}"));
-    }
-    let child = command.spawn().expect("the server binary starts");
-    let process = Process { child, address };
-    let client = reqwest::Client::new();
-    let ready = async {
-        loop {
-            if let Ok(response) = client.get(format!("http://{address}/readyz")).send().await {
-                if response.status() == 200 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), ready)
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "{name} became ready; see {}",
-                logs.0.join(format!("{name}.log")).display()
-            )
-        });
-    process
-}
 
 /// `GET url` as JSON, with an optional bearer token.
 async fn get_json(client: &reqwest::Client, url: String, token: Option<&str>) -> Value {
@@ -76,48 +19,18 @@ async fn get_json(client: &reqwest::Client, url: String, token: Option<&str>) ->
     response.json().await.expect("a JSON body")
 }
 
-fn metric(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|line| line.starts_with(name) && line.contains(label))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
-    crate::helpers::init_logs();
-    let dir = SqliteDir::new();
-    let namespace = unique("lg_test");
-    let token = unique("token");
-    let shared = [
-        ("amqp-url", amqp_url()),
-        ("bus-namespace", namespace.clone()),
-        ("admin-token", token.clone()),
-        ("bus-timeout", "5000".to_owned()),
-    ];
-    let mut catalog_args = shared.to_vec();
-    catalog_args.push(("role", "catalog".to_owned()));
-    catalog_args.push(("log-format", "json".to_owned()));
-    catalog_args.push((
-        "catalog-database-url",
-        fresh_database(Engine::Postgres, &dir).await,
-    ));
-    let catalog = start(&catalog_args, &dir, "catalog").await;
-
-    let web_database = fresh_database(Engine::Postgres, &dir).await;
-    let mut web_args = shared.to_vec();
-    web_args.push(("role", "web".to_owned()));
-    web_args.push(("web-database-url", web_database));
-    web_args.push(("catalog-url", format!("http://{}", catalog.address)));
-    let webs = [
-        start(&web_args, &dir, "web-1").await,
-        start(&web_args, &dir, "web-2").await,
-    ];
-
+    let deployment = Deployment::start(2, &[("log-format", "json")]).await;
+    let (catalog, webs, token) = (
+        &deployment.catalog,
+        &deployment.webs,
+        &deployment.admin_token,
+    );
     let client = reqwest::Client::new();
     let created: Value = client
         .post(format!("http://{}/api/admin/products", catalog.address))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .json(&json!({"title": "Delta", "image": "https://images.example.com/delta.jpg"}))
         .send()
         .await
@@ -129,7 +42,7 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
 
     // Sockets on both instances, opened before the likes.
     let mut sockets = Vec::new();
-    for web in &webs {
+    for web in webs.iter() {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", web.address))
             .await
             .expect("ws");
@@ -138,7 +51,7 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
 
     // Ten visitors on each instance like the product.
     let mut visitors = Vec::new();
-    for web in &webs {
+    for web in webs.iter() {
         for _ in 0..10 {
             let page = client
                 .get(format!("http://{}/", web.address))
@@ -173,13 +86,13 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
         let list = get_json(
             &client,
             format!("http://{}/api/admin/products", catalog.address),
-            Some(&token),
+            Some(token),
         )
         .await;
         list[0]["likes"] == 20
     })
     .await;
-    for web in &webs {
+    for web in webs.iter() {
         crate::helpers::wait_until("20 likes in each web instance", || async {
             let list = get_json(
                 &client,
@@ -241,7 +154,7 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
         ) >= 21.0
     );
     let mut likes_accepted = 0.0;
-    for web in &webs {
+    for web in webs.iter() {
         let text = metrics(web.address).await;
         likes_accepted += metric(&text, "live_gallery_likes_total", "action=\"like\"");
         assert!(
@@ -257,7 +170,7 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
     assert_eq!(likes_accepted, 20.0);
 
     // The catalog logged JSON lines, and a request's lines carry its request id.
-    let log = std::fs::read_to_string(dir.0.join("catalog.log")).expect("the catalog's log");
+    let log = catalog.log();
     let lines: Vec<Value> = log
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))

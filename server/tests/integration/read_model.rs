@@ -17,7 +17,7 @@ fn snapshot(id: i64, title: &str, likes: i64, version: i64) -> ProductSnapshot {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_repeated_and_reordered_product_events_never_regress_the_read_model() {
     let web = spawn_app_with(TestOptions {
         role: "web",
@@ -70,7 +70,7 @@ async fn stale_repeated_and_reordered_product_events_never_regress_the_read_mode
     web.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_web_database_catches_up_with_the_catalog() {
     let catalog = spawn_app_with(TestOptions {
         role: "catalog",

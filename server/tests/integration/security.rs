@@ -4,7 +4,7 @@
 use crate::helpers::{spawn_app_with, TestOptions};
 use serde_json::json;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_carry_a_nonce_policy_that_matches_their_scripts() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let page = app.gallery_page().await;
@@ -48,7 +48,7 @@ async fn pages_carry_a_nonce_policy_that_matches_their_scripts() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_changing_requests_from_another_site_are_refused() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let id = app.create_visible_product("Cliff").await;
@@ -91,7 +91,7 @@ async fn state_changing_requests_from_another_site_are_refused() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_in_a_title_is_shown_as_text_on_every_page() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let title = "<script>alert('x')</script><img src=x onerror=alert(1)>";
@@ -112,7 +112,7 @@ async fn markup_in_a_title_is_shown_as_text_on_every_page() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_gets_429_beyond_its_likes_and_new_visitors_per_minute() {
     let app = spawn_app_with(TestOptions {
         extra_args: vec![
