@@ -188,12 +188,17 @@ pub struct Deployment {
 impl Deployment {
     /// Starts the catalog, then `webs` web instances; `extra` flags go to every process.
     pub async fn start(webs: usize, extra: &[(&str, &str)]) -> Self {
+        Self::start_on(&amqp_url(), webs, extra).await
+    }
+
+    /// `start`, on the broker (or virtual host) at `amqp`.
+    pub async fn start_on(amqp: &str, webs: usize, extra: &[(&str, &str)]) -> Self {
         crate::helpers::init_logs();
         let dir = SqliteDir::new();
         let namespace = unique("lg_test");
         let admin_token = unique("token");
         let mut shared = vec![
-            ("amqp-url".to_owned(), amqp_url()),
+            ("amqp-url".to_owned(), amqp.to_owned()),
             ("bus-namespace".to_owned(), namespace.clone()),
             ("admin-token".to_owned(), admin_token.clone()),
             ("bus-timeout".to_owned(), "5000".to_owned()),
