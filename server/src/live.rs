@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 
+/// Read and write buffer of each socket, and the largest message a browser may send.
+const SOCKET_BUFFER: usize = 4096;
+
 /// How often the server pings each socket, so idle connections stay open through proxies and
 /// dead peers are noticed.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
@@ -103,7 +106,12 @@ async fn upgrade(State(state): State<LiveState>, ws: WebSocketUpgrade) -> Respon
     };
     // Subscribe before answering, so nothing published after the handshake is missed.
     let updates = state.hub.sender.subscribe();
-    ws.on_upgrade(move |socket| serve(socket, state, slot, updates))
+    // Small buffers: a socket carries short JSON messages out and only control frames in, and
+    // the 128 KiB defaults would cost over a gigabyte per ten thousand sockets.
+    ws.read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
+        .max_message_size(SOCKET_BUFFER)
+        .on_upgrade(move |socket| serve(socket, state, slot, updates))
 }
 
 async fn serve(

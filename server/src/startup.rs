@@ -306,12 +306,19 @@ async fn consume<H: Handler>(
     shutdown: &Shutdown,
 ) -> Result<JoinHandle<()>, StartError> {
     let subscription = bus.subscribe(&spec).await.map_err(StartError::Bus)?;
+    // As many deliveries in hand at once as the queue hands over, up to a handful of
+    // transactions: the consumer waits on the database, not on the CPU.
+    let concurrency = usize::from(spec.prefetch).clamp(1, CONSUMER_CONCURRENCY);
     Ok(tokio::spawn(consumer::run(
         subscription,
         handler,
         shutdown.clone(),
+        concurrency,
     )))
 }
+
+/// Most deliveries one consumer handles at once.
+const CONSUMER_CONCURRENCY: usize = 8;
 
 /// The Leptos pages and server functions, with the web backend in their context.
 fn pages(options: LeptosOptions, backend: BackendHandle) -> Router {

@@ -41,12 +41,24 @@ pub trait Handler: Send + Sync + 'static {
 /// Shortest and longest pause before a failed delivery is tried again.
 const RETRY_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
-/// Runs until `shutdown`: every delivery is acked or dead-lettered. A delivery whose handler
-/// fails for now is tried again in place, with growing pauses, rather than handed back to the
-/// broker: a long database outage then never counts against the queue's delivery limit, and
-/// order is kept. Deliveries held when it stops are requeued.
-pub async fn run<H: Handler>(mut subscription: Subscription, handler: H, mut shutdown: Shutdown) {
+/// Runs until `shutdown`: every delivery is acked or dead-lettered. Up to `concurrency`
+/// deliveries are handled at once (handlers are order-insensitive: events carry versions and
+/// sequences, and a handler serialises what must be serialised in its transaction). A delivery
+/// whose handler fails for now is tried again in place, with growing pauses, rather than handed
+/// back to the broker: a long database outage then never counts against the queue's delivery
+/// limit. Deliveries held when it stops are requeued; it returns once all are settled.
+pub async fn run<H: Handler>(
+    mut subscription: Subscription,
+    handler: H,
+    mut shutdown: Shutdown,
+    concurrency: usize,
+) {
+    let handler = std::sync::Arc::new(handler);
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
+        while in_flight.len() >= concurrency.max(1) {
+            in_flight.join_next().await;
+        }
         let delivery = tokio::select! {
             _ = shutdown.wait() => break,
             delivery = subscription.next() => match delivery {
@@ -54,8 +66,10 @@ pub async fn run<H: Handler>(mut subscription: Subscription, handler: H, mut shu
                 None => break,
             },
         };
-        process(&handler, delivery, &mut shutdown).await;
+        let (handler, mut stop) = (handler.clone(), shutdown.clone());
+        in_flight.spawn(async move { process(&*handler, delivery, &mut stop).await });
     }
+    while in_flight.join_next().await.is_some() {}
     tracing::info!(consumer = H::NAME, "consumer stopped");
 }
 

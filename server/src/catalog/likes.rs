@@ -27,11 +27,14 @@ impl Handler for LikesHandler {
             tracing::debug!("already applied");
             return Ok(());
         }
-        let known: Option<i64> = sqlx::query_scalar("select id from product where id = $1")
+        // Lock the product's row before anything else: likes of one product then apply one at
+        // a time even when deliveries are handled concurrently, so the recount below sees every
+        // like committed before it.
+        let known = sqlx::query("update product set version = version where id = $1")
             .bind(change.product_id.get())
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await?;
-        if known.is_none() {
+        if known.rows_affected() == 0 {
             // The product was deleted after the like: nothing left to count.
             tracing::debug!(product_id = %change.product_id, "like for a deleted product ignored");
             tx.commit().await?;

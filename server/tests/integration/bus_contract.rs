@@ -243,7 +243,7 @@ async fn the_consumer_loop_dead_letters_bad_messages_and_keeps_going(bus: Bus) {
         .expect("subscribe dead letters");
     let (applied, mut applied_rx) = mpsc::unbounded_channel();
     let (stop, shutdown) = server::shutdown::channel();
-    let consuming = tokio::spawn(consumer::run(subscription, Recorder(applied), shutdown));
+    let consuming = tokio::spawn(consumer::run(subscription, Recorder(applied), shutdown, 1));
 
     let unknown_type = r#"{"id":"6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3b","occurred_at":"2026-01-01T00:00:00Z","type":"product.exploded","data":{}}"#;
     let batch = vec![

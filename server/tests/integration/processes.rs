@@ -187,3 +187,55 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
         "{created}"
     );
 }
+
+/// The benchmark's own correctness checks hold on a small run (its figures mean nothing in a
+/// debug build; `.ci/bench` measures a release build).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_runs_and_its_checks_hold() {
+    let (amqp, postgres) = (
+        crate::helpers::amqp_url(),
+        crate::helpers::postgres_admin_url(),
+    );
+    let args = [
+        "--server",
+        env!("CARGO_BIN_EXE_server"),
+        "--amqp",
+        amqp.as_str(),
+        "--postgres",
+        postgres.as_str(),
+        "--only",
+        "storm-sockets,fanout,embedded",
+        "--duration",
+        "2",
+        "--products",
+        "5",
+        "--visitors",
+        "40",
+        "--concurrency",
+        "4",
+        "--sockets",
+        "20",
+        "--fanout-sockets",
+        "50",
+        "--fanout-rate",
+        "10",
+    ]
+    .map(str::to_owned);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(args)
+            .output()
+    })
+    .await
+    .expect("joined")
+    .expect("the load generator runs");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{table}\n{log}");
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|line| line.contains("| ok: "))
+        .collect();
+    assert!(rows.len() >= 8, "every figure checked:\n{table}");
+    assert!(!table.contains("FAILED"), "{table}");
+}
