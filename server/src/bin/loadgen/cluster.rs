@@ -29,6 +29,10 @@ impl Process {
         format!("http://{}{path}", self.address)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Resident memory now, in bytes (Linux).
     pub fn rss_bytes(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -185,6 +189,12 @@ impl Cluster {
     /// Where the admin API is: the catalog, or the all-in-one process.
     pub fn admin_api(&self) -> &Process {
         self.catalog.as_ref().unwrap_or(&self.webs[0])
+    }
+
+    /// A CPU sample of the system now (see `cpu`).
+    pub fn cpu_sample(&self) -> crate::cpu::Sample {
+        let webs: Vec<u32> = self.webs.iter().map(Process::pid).collect();
+        crate::cpu::sample(&webs, self.catalog.as_ref().map(Process::pid))
     }
 
     /// Stops every process and drops the databases.

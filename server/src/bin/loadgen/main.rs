@@ -4,9 +4,10 @@
 //! figure next to its target. `--json FILE` also writes them as JSON.
 //!
 //! Layout: `cluster` (the processes and their databases), `traffic` (HTTP load), `sockets`
-//! (live sockets and latency probes), `report` (table and JSON).
+//! (live sockets and latency probes), `cpu` (where the time goes), `report` (table and JSON).
 
 mod cluster;
+mod cpu;
 mod report;
 mod sockets;
 mod traffic;
@@ -137,6 +138,12 @@ impl Figure {
     }
 }
 
+/// The CPU used between `before` and now, by part, as a figure without a target.
+fn cpu_figure(scenario: &str, cluster: &Cluster, before: &cpu::Sample) -> Figure {
+    let (total, breakdown) = cpu::cores_between(before, &cluster.cpu_sample());
+    figure(scenario, "CPU in use (of 2 cores)", total, "cores").checked(true, breakdown)
+}
+
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
@@ -254,10 +261,12 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
     let listed = serde_json::from_slice::<Vec<serde_json::Value>>(&reference)
         .map(|list| list.len())
         .unwrap_or(0);
+    let before = cluster.cpu_sample();
     let json = traffic::read_flood(&url, &cookie, args.concurrency, duration, |body| {
         body == reference.as_ref()
     })
     .await;
+    let json_cpu = cpu_figure("gallery read", cluster, &before);
     let scenario = format!(
         "gallery read: GET /api/products, {products} products, {} connections",
         args.concurrency
@@ -283,9 +292,11 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
             "ms",
         )
         .checked(ok, check),
+        json_cpu,
     ];
 
     say("read flood: GET / (server-rendered gallery)");
+    let before = cluster.cpu_sample();
     let page = traffic::read_flood(&web.url("/"), &cookie, args.concurrency, duration, |body| {
         std::str::from_utf8(body)
             .is_ok_and(|html| html.matches("data-product-id=").count() == products)
@@ -319,6 +330,7 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
         )
         .checked(ok, check),
     );
+    figures.push(cpu_figure("SSR gallery page", cluster, &before));
     figures
 }
 
@@ -376,6 +388,7 @@ async fn storm(
     }
 
     say(&format!("{scenario}: {} s of likes", args.duration));
+    let before = cluster.cpu_sample();
     let result = traffic::like_storm(
         &visitors,
         products,
@@ -385,6 +398,7 @@ async fn storm(
         &views,
     )
     .await;
+    let storm_cpu = cpu_figure(scenario, cluster, &before);
     let e2e = result.settled_elapsed.map_or(0.0, |elapsed| {
         result.answered as f64 / elapsed.as_secs_f64()
     });
@@ -412,6 +426,7 @@ async fn storm(
             "likes/s",
         )
         .checked(ok, check),
+        storm_cpu,
     ];
 
     if let Some((watches, probes, clicks)) = live {
@@ -505,6 +520,7 @@ async fn fanout(args: &Args, cluster: &Cluster, products: &[i64]) -> Result<Vec<
     .await?;
     let rss_before = web.rss_bytes().unwrap_or(0);
     say(&format!("{scenario}: {} s of changes", args.duration));
+    let before = cluster.cpu_sample();
     let (done, failures) = sockets::run_probes(
         clicks.clone(),
         cookies,
@@ -517,6 +533,7 @@ async fn fanout(args: &Args, cluster: &Cluster, products: &[i64]) -> Result<Vec<
     want.extend(sockets::probe_counts(&clicks, &done));
     let agreeing = sockets::wait_for_sockets(&watches, &want, Duration::from_secs(60)).await;
     let rss = web.rss_bytes().unwrap_or(0);
+    let fanout_cpu = cpu_figure(&scenario, cluster, &before);
     let changes: i64 = done.values().sum();
     let mut figures = latency_figures(&scenario, watches, agreeing, &done, failures, 100.0);
     let rate = changes as f64 / duration.as_secs_f64();
@@ -539,6 +556,7 @@ async fn fanout(args: &Args, cluster: &Cluster, products: &[i64]) -> Result<Vec<
             format!("{:.0} MB before the changes", rss_before as f64 / 1e6),
         ),
     );
+    figures.push(fanout_cpu);
     Ok(figures)
 }
 
