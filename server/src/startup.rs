@@ -109,11 +109,20 @@ impl Application {
                 db: db.clone(),
                 relay: waker.clone(),
             };
-            tasks.push(consume(&bus, topology.catalog_likes(prefetch), likes, &shutdown).await?);
+            tasks.push(
+                consume(
+                    &bus,
+                    topology.catalog_likes(prefetch),
+                    likes,
+                    &db,
+                    &shutdown,
+                )
+                .await?,
+            );
             let resync = ResyncHandler {
                 store: store.clone(),
             };
-            tasks.push(consume(&bus, topology.catalog_resync(), resync, &shutdown).await?);
+            tasks.push(consume(&bus, topology.catalog_resync(), resync, &db, &shutdown).await?);
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
@@ -163,6 +172,7 @@ impl Application {
                     &bus,
                     topology.web_read_model(prefetch),
                     read_model,
+                    &db,
                     &shutdown,
                 )
                 .await?,
@@ -193,6 +203,7 @@ impl Application {
                     &bus,
                     topology.web_live(prefetch),
                     LiveHandler(feed),
+                    &db,
                     &shutdown,
                 )
                 .await?,
@@ -303,12 +314,17 @@ async fn consume<H: Handler>(
     bus: &Bus,
     spec: QueueSpec,
     handler: H,
+    db: &Database,
     shutdown: &Shutdown,
 ) -> Result<JoinHandle<()>, StartError> {
     let subscription = bus.subscribe(&spec).await.map_err(StartError::Bus)?;
-    // As many deliveries in hand at once as the queue hands over, up to a handful of
-    // transactions: the consumer waits on the database, not on the CPU.
-    let concurrency = usize::from(spec.prefetch).clamp(1, CONSUMER_CONCURRENCY);
+    // On PostgreSQL, as many deliveries in hand at once as the queue hands over, up to a
+    // handful of transactions: the consumer waits on the database, not on the CPU. SQLite has
+    // one writer at a time; concurrent handlers there only queue for its lock.
+    let concurrency = match db.engine() {
+        crate::db::Engine::Sqlite => 1,
+        crate::db::Engine::Postgres => usize::from(spec.prefetch).clamp(1, CONSUMER_CONCURRENCY),
+    };
     Ok(tokio::spawn(consumer::run(
         subscription,
         handler,
