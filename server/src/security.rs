@@ -4,15 +4,22 @@
 use crate::error::Error;
 use axum::extract::Request;
 use axum::http::header::{
-    HeaderValue, CONTENT_SECURITY_POLICY, COOKIE, HOST, ORIGIN, REFERRER_POLICY,
+    HeaderValue, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, ORIGIN, REFERRER_POLICY,
     X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// The policy of a page that came without its own: this site's files only and no inline
+/// script at all (its hydration scripts do not run; the page still reads and its forms work).
+const PAGE_WITHOUT_NONCE: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+     style-src 'self'; img-src 'self' http: https:; connect-src 'self'; object-src 'none'; \
+     base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
+
 /// Middleware: headers on every response. Pages set their own Content-Security-Policy (with
-/// their script nonce); anything else gets one that allows nothing.
+/// their script nonce); an HTML page that did not gets the strict page policy above, anything
+/// else one that allows nothing.
 pub async fn headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -20,10 +27,16 @@ pub async fn headers(request: Request, next: Next) -> Response {
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     if !headers.contains_key(CONTENT_SECURITY_POLICY) {
-        headers.insert(
-            CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        );
+        let html = headers
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.starts_with("text/html"));
+        let policy = if html {
+            PAGE_WITHOUT_NONCE
+        } else {
+            "default-src 'none'; frame-ancestors 'none'"
+        };
+        headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     }
     response
 }

@@ -195,28 +195,20 @@ pub type Seen = BTreeMap<i64, (String, i64)>;
 
 /// The gallery as `GET /api/products` on `web` shows it.
 pub async fn gallery(web: SocketAddr) -> Option<Seen> {
-    let list: Value = fresh_client()
-        .get(format!("http://{web}/api/products"))
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
-    Some(seen(&list))
+    list(fresh_client().get(format!("http://{web}/api/products"))).await
 }
 
 /// The catalog's own view, through the admin API.
 pub async fn catalog_view(catalog: SocketAddr, token: &str) -> Option<Seen> {
-    let list: Value = fresh_client()
+    let request = fresh_client()
         .get(format!("http://{catalog}/api/admin/products"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .ok()?
-        .json()
-        .await
-        .ok()?;
+        .bearer_auth(token);
+    list(request).await
+}
+
+/// A product list fetched with `request`; `None` while the service does not answer.
+async fn list(request: reqwest::RequestBuilder) -> Option<Seen> {
+    let list: Value = request.send().await.ok()?.json().await.ok()?;
     Some(seen(&list))
 }
 

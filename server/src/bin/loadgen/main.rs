@@ -276,24 +276,8 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
         json.requests, json.failures
     );
     let ok = json.failures == 0 && listed == products;
-    let mut figures = vec![
-        figure(
-            &scenario,
-            "requests/s",
-            json.requests as f64 / json.elapsed.as_secs_f64(),
-            "req/s",
-        )
-        .target(Goal::AtLeast, 20_000.0)
-        .checked(ok, check.clone()),
-        figure(
-            &scenario,
-            "p99",
-            ms(traffic::quantile(&json.latencies, 0.99)),
-            "ms",
-        )
-        .checked(ok, check),
-        json_cpu,
-    ];
+    let mut figures = flood_figures(&scenario, &json, 20_000.0, ok, check);
+    figures.push(json_cpu);
 
     say("read flood: GET / (server-rendered gallery)");
     let before = cluster.cpu_sample();
@@ -311,27 +295,27 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
         page.requests, page.failures
     );
     let ok = page.failures == 0 && page.requests > 0;
-    figures.push(
-        figure(
-            &scenario,
-            "requests/s",
-            page.requests as f64 / page.elapsed.as_secs_f64(),
-            "req/s",
-        )
-        .target(Goal::AtLeast, 3_000.0)
-        .checked(ok, check.clone()),
-    );
-    figures.push(
-        figure(
-            &scenario,
-            "p99",
-            ms(traffic::quantile(&page.latencies, 0.99)),
-            "ms",
-        )
-        .checked(ok, check),
-    );
+    figures.extend(flood_figures(&scenario, &page, 3_000.0, ok, check));
     figures.push(cpu_figure("SSR gallery page", cluster, &before));
     figures
+}
+
+/// Requests per second (against `target`) and p99 of a read flood.
+fn flood_figures(
+    scenario: &str,
+    flood: &traffic::ReadResult,
+    target: f64,
+    ok: bool,
+    check: String,
+) -> Vec<Figure> {
+    let rate = flood.requests as f64 / flood.elapsed.as_secs_f64();
+    let p99 = ms(traffic::quantile(&flood.latencies, 0.99));
+    vec![
+        figure(scenario, "requests/s", rate, "req/s")
+            .target(Goal::AtLeast, target)
+            .checked(ok, check.clone()),
+        figure(scenario, "p99", p99, "ms").checked(ok, check),
+    ]
 }
 
 /// A like storm, with `sockets` open sockets and a latency probe when `sockets` > 0.
