@@ -6,7 +6,7 @@ use crate::helpers::{publish_events, rabbitmq_bus, spawn_app, unique, wait_until
 use app::domain::{ImageUrl, ProductId, ProductTitle, IMAGE_URL_MAX_CHARS, TITLE_MAX_CHARS};
 use serde_json::{json, Value};
 use server::bus::{
-    Envelope, OutgoingMessage, QueueKind, QueueSpec, Subscription, DEAD_LETTER_REASON,
+    Envelope, OutgoingMessage, QueueKind, QueueSpec, Subscription, Topology, DEAD_LETTER_REASON,
 };
 use server::events::{CatalogEvent, LikeChange, LikeEvent, ProductSnapshot, ResyncEvent};
 use std::time::Duration;
@@ -100,15 +100,10 @@ fn malformed_batch(cases: &mut Cases, routing_keys: &[&str], count: usize) -> Ve
         .collect()
 }
 
-/// Reads `count` messages from `queue`, each with a refusal reason, and acks them.
-async fn drain_dead_letters(queue: String, count: usize) {
-    let spec = QueueSpec {
-        queue: queue.clone(),
-        exchange: String::new(),
-        bindings: Vec::new(),
-        kind: QueueKind::DeadLetter,
-        prefetch: 200,
-    };
+/// Reads `count` messages from the dead-letter queue of `queue`, each with a refusal reason,
+/// and acks them.
+async fn drain_dead_letters(queue: QueueSpec, count: usize) {
+    let spec = queue.dead_letters();
     let mut subscription = rabbitmq_bus().subscribe(&spec).await.expect("subscribe");
     let read = async {
         for _ in 0..count {
@@ -122,7 +117,7 @@ async fn drain_dead_letters(queue: String, count: usize) {
     };
     tokio::time::timeout(Duration::from_secs(60), read)
         .await
-        .unwrap_or_else(|_| panic!("{count} dead letters in {queue} within a minute"));
+        .unwrap_or_else(|_| panic!("{count} dead letters in {} within a minute", spec.queue));
 }
 
 fn snapshot(id: i64, title: &str, version: i64) -> ProductSnapshot {
@@ -204,11 +199,11 @@ async fn a_thousand_malformed_messages_per_queue_are_dead_lettered_and_good_ones
     }
 
     // Every malformed message is in its queue's dead-letter queue…
-    let ns = &app.namespace;
-    drain_dead_letters(format!("{ns}.catalog.likes.dead-letter"), 1000).await;
-    drain_dead_letters(format!("{ns}.catalog.resync.dead-letter"), 1000).await;
-    drain_dead_letters(format!("{ns}.web.read-model.dead-letter"), 1000).await;
-    drain_dead_letters(format!("{ns}.web.live.dead-letter"), 1000).await;
+    let topology = Topology::new(app.namespace.as_str());
+    drain_dead_letters(topology.catalog_likes(200), 1000).await;
+    drain_dead_letters(topology.catalog_resync(), 1000).await;
+    drain_dead_letters(topology.web_read_model(200), 1000).await;
+    drain_dead_letters(topology.web_live(200), 1000).await;
 
     // …and every good one was applied: ten likes counted, the last rename in the read model and
     // on the socket, ten resyncs answered with the catalog's own snapshot.

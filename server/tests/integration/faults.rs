@@ -46,13 +46,8 @@ async fn postgresql_going_away_mid_burst_answers_503_then_recovers() {
         .await
         .expect("PostgreSQL");
     // No new connections, and every open one dropped: both services lose their databases.
+    allow_connections(&admin, &deployment.databases, false).await;
     for database in &deployment.databases {
-        sqlx::query(&format!(
-            r#"alter database "{database}" allow_connections false"#
-        ))
-        .execute(&admin)
-        .await
-        .expect("connections refused");
         sqlx::query("select pg_terminate_backend(pid) from pg_stat_activity where datname = $1")
             .bind(database)
             .execute(&admin)
@@ -63,18 +58,23 @@ async fn postgresql_going_away_mid_burst_answers_503_then_recovers() {
         Tally::get(&storm.tally.unavailable) >= 5
     })
     .await;
-    for database in &deployment.databases {
-        sqlx::query(&format!(
-            r#"alter database "{database}" allow_connections true"#
-        ))
-        .execute(&admin)
-        .await
-        .expect("connections allowed again");
-    }
+    allow_connections(&admin, &deployment.databases, true).await;
     let tally = storm.tally.clone();
     storm.settle(&deployment, "Picture 0").await;
     // Every failure was a clean 503 or a settled answer: `Tally` fails the test on anything else.
     assert_eq!(Tally::get(&tally.dropped), 0);
+}
+
+/// Lets `databases` accept new connections, or makes them refuse every one.
+async fn allow_connections(admin: &sqlx::PgPool, databases: &[String], allowed: bool) {
+    for database in databases {
+        sqlx::query(&format!(
+            r#"alter database "{database}" allow_connections {allowed}"#
+        ))
+        .execute(admin)
+        .await
+        .expect("allow_connections changed");
+    }
 }
 
 /// Sends a request's head and half its body, so it is in flight until `finish`.

@@ -6,7 +6,7 @@ use crate::helpers::{
 };
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
-use server::bus::{Envelope, OutgoingMessage, QueueKind, QueueSpec, DEAD_LETTER_REASON};
+use server::bus::{Envelope, OutgoingMessage, Topology, DEAD_LETTER_REASON};
 use server::events::{LikeChange, LikeEvent};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -155,13 +155,9 @@ async fn repeated_and_out_of_order_like_events_are_counted_once() {
 async fn a_broken_like_message_is_dead_lettered_and_the_next_one_counts() {
     let app = spawn_app().await;
     let id = app.create_visible_product("Heath").await;
-    let dead_letters = QueueSpec {
-        queue: format!("{}.catalog.likes.dead-letter", app.namespace),
-        exchange: String::new(),
-        bindings: Vec::new(),
-        kind: QueueKind::DeadLetter,
-        prefetch: 10,
-    };
+    let dead_letters = Topology::new(app.namespace.as_str())
+        .catalog_likes(10)
+        .dead_letters();
     let mut dead = rabbitmq_bus()
         .subscribe(&dead_letters)
         .await

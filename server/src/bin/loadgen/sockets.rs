@@ -54,11 +54,13 @@ pub struct Watch {
 }
 
 impl Watch {
-    /// Opens `ws://web/ws`; `initial` is the gallery as it was just before.
+    /// Opens `ws://web/ws`; `initial` is the gallery as it was just before; `client` refetches
+    /// it on `resync`.
     pub async fn open(
         web: std::net::SocketAddr,
         initial: BTreeMap<i64, i64>,
         clicks: Option<Arc<Clicks>>,
+        client: reqwest::Client,
     ) -> Result<Self, String> {
         let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws"))
             .await
@@ -95,7 +97,7 @@ impl Watch {
                     }
                     Some("resync") => {
                         let fresh = crate::traffic::counts(
-                            &crate::traffic::client(),
+                            &client,
                             &format!("http://{web}/api/products"),
                             None,
                         )
@@ -153,8 +155,12 @@ pub async fn open_many(
     initial: &BTreeMap<i64, i64>,
     clicks: Option<Arc<Clicks>>,
 ) -> Result<Vec<Watch>, String> {
+    let client = crate::traffic::client();
     futures_util::stream::iter(0..count)
-        .map(|n| Watch::open(webs[n % webs.len()], initial.clone(), clicks.clone()))
+        .map(|n| {
+            let web = webs[n % webs.len()];
+            Watch::open(web, initial.clone(), clicks.clone(), client.clone())
+        })
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await
