@@ -18,8 +18,6 @@ use crate::web::{self, visitor, CatalogClient, Likes, ReadModelHandler, VisitorK
 use app::backend::BackendHandle;
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,7 +207,7 @@ impl Application {
                 .await?,
             );
             let visitor_pages = web::router(likes)
-                .merge(pages(leptos_options, backend))
+                .merge(web::pages::router(leptos_options, backend))
                 .layer(axum::middleware::from_fn_with_state(
                     RateLimiter::new(config.rate_limit_likes_per_minute),
                     limits::limit_likes,
@@ -335,20 +333,3 @@ async fn consume<H: Handler>(
 
 /// Most deliveries one consumer handles at once.
 const CONSUMER_CONCURRENCY: usize = 8;
-
-/// The Leptos pages and server functions, with the web backend in their context.
-fn pages(options: LeptosOptions, backend: BackendHandle) -> Router {
-    let routes = generate_route_list(app::App);
-    Router::new()
-        .leptos_routes_with_context(
-            &options,
-            routes,
-            move || provide_context(backend.clone()),
-            {
-                let options = options.clone();
-                move || app::shell(options.clone())
-            },
-        )
-        .fallback(leptos_axum::file_and_error_handler(app::shell))
-        .with_state(options)
-}

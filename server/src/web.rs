@@ -1,10 +1,12 @@
-//! The web service (role `web`): the Leptos pages and their backend, visitors and their likes,
-//! the read model of the catalog's products, and the client it uses for admin commands.
+//! The web service (role `web`): the Leptos pages (`pages`) and their backend, visitors and
+//! their likes, the read model of the catalog's products, and the client it uses for admin
+//! commands.
 
 mod backend;
 mod catalog_client;
 mod likes;
 pub mod limits;
+pub mod pages;
 pub mod read_model;
 mod routes;
 pub mod visitor;

@@ -8,44 +8,83 @@ use serde_json::json;
 async fn pages_carry_a_nonce_policy_that_matches_their_scripts() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let page = app.gallery_page().await;
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let policy = assert_page_policy(page).await;
+    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(policy.contains("'wasm-unsafe-eval'"), "{policy}");
+    assert!(!policy.contains("'unsafe-inline'"), "{policy}");
+
+    let api = app.get("/healthz").await;
+    assert_eq!(api.headers()["content-security-policy"], NOTHING_ALLOWED);
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_keep_their_policy_while_files_are_served_alongside() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let visitor = app.new_visitor().await;
+    let get = |path: &'static str| {
+        app.client
+            .get(app.url(path))
+            .header("cookie", &visitor.cookie)
+            .send()
+    };
+    // A browser asks for the page and its files at once; each answer keeps its own headers.
+    for _ in 0..40 {
+        let (gallery, admin, style, icon) = tokio::join!(
+            get("/"),
+            get("/admin"),
+            get("/pkg/live-gallery.css"),
+            get("/favicon.svg")
+        );
+        assert_page_policy(gallery.unwrap()).await;
+        assert_page_policy(admin.unwrap()).await;
+        for file in [style.unwrap(), icon.unwrap()] {
+            assert_eq!(file.status(), 200, "{}", file.url());
+            assert_eq!(
+                file.headers()["content-security-policy"],
+                NOTHING_ALLOWED,
+                "{}",
+                file.url()
+            );
+        }
+    }
+    app.stop().await;
+}
+
+/// The policy of anything that is not a page.
+const NOTHING_ALLOWED: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Asserts that `page` is HTML whose policy names a nonce that every inline script carries, and
+/// no other; returns the policy.
+async fn assert_page_policy(page: reqwest::Response) -> String {
+    let path = page.url().path().to_owned();
     let policy = page.headers()["content-security-policy"]
         .to_str()
         .unwrap()
         .to_owned();
-    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
-    assert_eq!(page.headers()["x-frame-options"], "DENY");
     let html = page.text().await.unwrap();
-
     let nonce = policy
         .split("'nonce-")
         .nth(1)
         .and_then(|rest| rest.split('\'').next())
-        .expect("the policy names a nonce");
-    assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
-    assert!(policy.contains("'wasm-unsafe-eval'"), "{policy}");
-    assert!(!policy.contains("'unsafe-inline'"), "{policy}");
-    // Every inline script is allowed by the nonce, and only by it.
-    let scripts = html.matches("<script").count();
-    assert!(scripts > 0);
+        .unwrap_or_else(|| panic!("the policy of {path} names no nonce: {policy}"));
+    assert!(html.contains("<script"), "{path} has scripts");
     assert_eq!(
         html.matches(&format!("nonce=\"{nonce}\"")).count(),
-        html.matches("nonce=\"").count()
+        html.matches("nonce=\"").count(),
+        "{path}: a script carries another nonce than the policy's"
     );
     for script in html.split("<script").skip(1) {
         let tag = script.split('>').next().unwrap();
         assert!(
             tag.contains(&format!("nonce=\"{nonce}\"")),
-            "a script without the nonce: <script{tag}>"
+            "{path}: a script without the nonce: <script{tag}>"
         );
     }
-
-    let api = app.get("/healthz").await;
-    assert_eq!(
-        api.headers()["content-security-policy"],
-        "default-src 'none'; frame-ancestors 'none'"
-    );
-    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
-    app.stop().await;
+    policy
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
