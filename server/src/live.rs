@@ -167,8 +167,9 @@ async fn serve(
 /// so every web instance hears every change, and the read model as it applies events here, so
 /// changes made while the instance was down (never on its new queue) still reach browsers.
 /// Events no newer than one already passed on for the same product are dropped, which also
-/// makes the two sources agree. Like counts are coalesced: at most one `likes` message per
-/// product per tick, carrying the latest count.
+/// makes the two sources agree; the read model may repeat the newest product change, because
+/// browsers refetch from it and only its copy is sure to be there. Like counts are coalesced:
+/// at most one `likes` message per product per tick, carrying the latest count.
 pub struct LiveFeed {
     hub: Arc<LiveHub>,
     /// The web database, whose read model pages refetch from.
@@ -214,6 +215,9 @@ impl LiveFeed {
                         let now = bus.reconnects();
                         if now != reconnects {
                             reconnects = now;
+                            // Browsers refetch now, maybe before the read model has caught
+                            // up: whatever it applies from here on is passed on again.
+                            flusher.forget_passed_on();
                             flusher.hub.publish(&LiveMessage::Resync);
                         }
                     }
@@ -230,6 +234,12 @@ impl LiveFeed {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn forget_passed_on(&self) {
+        let mut state = self.lock();
+        state.seen.clear();
+        state.announced.clear();
+    }
+
     fn flush(&self) {
         let pending = std::mem::take(&mut self.lock().pending);
         for (id, likes) in pending {
@@ -237,8 +247,21 @@ impl LiveFeed {
         }
     }
 
-    /// Passes a catalog event on to the browsers.
+    /// Passes on an event from this instance's live queue.
     pub fn apply(&self, event: crate::events::CatalogEvent) {
+        self.pass_on(event, false);
+    }
+
+    /// Passes on an event the read model has just committed.
+    pub fn applied_to_read_model(&self, event: crate::events::CatalogEvent) {
+        self.pass_on(event, true);
+    }
+
+    /// Passes a catalog event on to the browsers unless one as new was passed on already. A
+    /// product change the read model has just committed goes out even if the live queue's copy
+    /// already did: that copy may have gone out before the read model had it (it waits only so
+    /// long), and a browser that refetched in between would otherwise keep the older product.
+    fn pass_on(&self, event: crate::events::CatalogEvent, from_read_model: bool) {
         use crate::events::CatalogEvent;
         let (id, version) = match &event {
             CatalogEvent::ProductCreated(p)
@@ -253,7 +276,8 @@ impl LiveFeed {
         // A product change older than the newest like count still matters if no later product
         // change was announced: after a restart the read model may apply, late, a rename that
         // this instance's queue never carried, while counts already arrived newer.
-        let late_change = !matches!(event, CatalogEvent::LikesChanged(_)) && version > announced;
+        let late_change = !matches!(event, CatalogEvent::LikesChanged(_))
+            && (version > announced || (from_read_model && version == announced));
         if !fresh && !late_change {
             return;
         }
@@ -341,5 +365,88 @@ impl crate::bus::consumer::Handler for LiveHandler {
         }
         self.0.apply(envelope.event);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{CatalogEvent, ProductSnapshot};
+    use app::domain::{ImageUrl, ProductId, ProductTitle};
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    fn snapshot(title: &str, likes: i64, version: i64) -> ProductSnapshot {
+        ProductSnapshot {
+            id: ProductId::from_stored(7),
+            title: ProductTitle::parse(title).unwrap(),
+            image: ImageUrl::parse("https://example.com/7.jpg").unwrap(),
+            likes,
+            version,
+        }
+    }
+
+    /// A feed on a fresh SQLite file (only its pool is needed) and a socket's view of its hub.
+    async fn feed() -> (LiveFeed, broadcast::Receiver<Utf8Bytes>, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("lg-feed-{}.db", uuid::Uuid::new_v4()));
+        let url = crate::config::Secret::new(format!("sqlite://{}", path.display()));
+        let db = crate::db::Database::connect(&url, crate::db::Service::Web, 1)
+            .await
+            .unwrap();
+        let hub = LiveHub::new(10, 64);
+        let socket = hub.sender.subscribe();
+        let feed = LiveFeed {
+            hub,
+            db,
+            state: std::sync::Mutex::default(),
+        };
+        (feed, socket, path)
+    }
+
+    fn next(socket: &mut broadcast::Receiver<Utf8Bytes>) -> Option<serde_json::Value> {
+        match socket.try_recv() {
+            Ok(text) => Some(serde_json::from_str(text.as_str()).unwrap()),
+            Err(TryRecvError::Empty) => None,
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_read_models_copy_of_the_newest_product_change_goes_out_again() {
+        let (feed, mut socket, path) = feed().await;
+        feed.apply(CatalogEvent::ProductUpdated(snapshot("Renamed", 0, 2)));
+        assert_eq!(next(&mut socket).unwrap()["product"]["title"], "Renamed");
+
+        // The queue's copy went out first (it stopped waiting for the read model); a browser may
+        // have refetched before the read model had it, so its commit is announced once more.
+        feed.applied_to_read_model(CatalogEvent::ProductUpdated(snapshot("Renamed", 0, 2)));
+        assert_eq!(next(&mut socket).unwrap()["product"]["title"], "Renamed");
+
+        // The queue repeating itself, and anything older, stays out.
+        feed.apply(CatalogEvent::ProductUpdated(snapshot("Renamed", 0, 2)));
+        feed.applied_to_read_model(CatalogEvent::ProductUpdated(snapshot("First", 0, 1)));
+        assert_eq!(next(&mut socket), None);
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test]
+    async fn after_a_reconnect_what_the_read_model_applies_is_passed_on_again() {
+        let (feed, mut socket, path) = feed().await;
+        feed.apply(CatalogEvent::LikesChanged(snapshot("Dunes", 4, 9)));
+        feed.flush();
+        assert_eq!(next(&mut socket).unwrap()["likes"], 4);
+        feed.applied_to_read_model(CatalogEvent::LikesChanged(snapshot("Dunes", 4, 9)));
+        feed.flush();
+        assert_eq!(
+            next(&mut socket),
+            None,
+            "a count already passed on is not repeated"
+        );
+
+        // Browsers resync after a reconnect and may read the read model before it caught up.
+        feed.forget_passed_on();
+        feed.applied_to_read_model(CatalogEvent::LikesChanged(snapshot("Dunes", 4, 9)));
+        feed.flush();
+        assert_eq!(next(&mut socket).unwrap()["likes"], 4);
+        std::fs::remove_file(path).ok();
     }
 }

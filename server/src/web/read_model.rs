@@ -92,7 +92,7 @@ impl Handler for ReadModelHandler {
             }
         }
         tx.commit().await?;
-        self.live.apply(envelope.event);
+        self.live.applied_to_read_model(envelope.event);
         Ok(())
     }
 }
