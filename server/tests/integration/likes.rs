@@ -111,7 +111,12 @@ fn like_change(product: i64, visitor: &str, seq: i64) -> LikeChange {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_and_out_of_order_like_events_are_counted_once() {
-    let app = spawn_app().await;
+    // One delivery at a time, so the marker published last is also counted last.
+    let app = spawn_app_with(TestOptions {
+        extra_args: vec!["--bus-prefetch=1".to_owned()],
+        ..TestOptions::default()
+    })
+    .await;
     let id = app.create_visible_product("Moor").await;
     let ann = "11111111-1111-4111-8111-111111111111";
     let bob = "22222222-2222-4222-8222-222222222222";

@@ -19,8 +19,10 @@ fn snapshot(id: i64, title: &str, likes: i64, version: i64) -> ProductSnapshot {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_repeated_and_reordered_product_events_never_regress_the_read_model() {
+    // One delivery at a time, so the marker published last is also applied last.
     let web = spawn_app_with(TestOptions {
         role: "web",
+        extra_args: vec!["--bus-prefetch=1".to_owned()],
         ..TestOptions::default()
     })
     .await;
