@@ -179,12 +179,14 @@ pub struct LiveFeed {
 
 #[derive(Default)]
 struct FeedState {
-    /// Highest version passed on, per product.
-    seen: std::collections::HashMap<app::domain::ProductId, i64>,
+    /// Highest version passed on, per product, and the resync round it was passed on in.
+    seen: std::collections::HashMap<app::domain::ProductId, (i64, u64)>,
     /// Version of the last product change (created, updated, deleted) passed on, per product.
     announced: std::collections::HashMap<app::domain::ProductId, i64>,
     /// Latest count waiting for the next tick, per product.
     pending: std::collections::BTreeMap<app::domain::ProductId, i64>,
+    /// Grows each time browsers are told to resync after a reconnect.
+    resyncs: u64,
 }
 
 impl LiveFeed {
@@ -216,8 +218,8 @@ impl LiveFeed {
                         if now != reconnects {
                             reconnects = now;
                             // Browsers refetch now, maybe before the read model has caught
-                            // up: whatever it applies from here on is passed on again.
-                            flusher.forget_passed_on();
+                            // up: its copy of what was already passed on goes out again.
+                            flusher.lock().resyncs += 1;
                             flusher.hub.publish(&LiveMessage::Resync);
                         }
                     }
@@ -232,12 +234,6 @@ impl LiveFeed {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn forget_passed_on(&self) {
-        let mut state = self.lock();
-        state.seen.clear();
-        state.announced.clear();
     }
 
     fn flush(&self) {
@@ -257,10 +253,10 @@ impl LiveFeed {
         self.pass_on(event, true);
     }
 
-    /// Passes a catalog event on to the browsers unless one as new was passed on already. A
-    /// product change the read model has just committed goes out even if the live queue's copy
-    /// already did: that copy may have gone out before the read model had it (it waits only so
-    /// long), and a browser that refetched in between would otherwise keep the older product.
+    /// Passes a catalog event on to the browsers unless one as new was passed on already. The
+    /// read model's copy of the newest event goes out again when browsers may have refetched
+    /// before it was there: always for a product change (the live queue's copy waits only so
+    /// long for the read model), and for a count passed on before the last reconnect resync.
     fn pass_on(&self, event: crate::events::CatalogEvent, from_read_model: bool) {
         use crate::events::CatalogEvent;
         let (id, version) = match &event {
@@ -270,9 +266,11 @@ impl LiveFeed {
             CatalogEvent::ProductDeleted { id, version } => (*id, *version),
         };
         let mut state = self.lock();
-        let newest = state.seen.get(&id).copied().unwrap_or(0);
+        let (newest, passed_in) = state.seen.get(&id).copied().unwrap_or((0, 0));
         let announced = state.announced.get(&id).copied().unwrap_or(0);
-        let fresh = version > newest;
+        let resyncs = state.resyncs;
+        let fresh =
+            version > newest || (from_read_model && version == newest && passed_in < resyncs);
         // A product change older than the newest like count still matters if no later product
         // change was announced: after a restart the read model may apply, late, a rename that
         // this instance's queue never carried, while counts already arrived newer.
@@ -282,7 +280,7 @@ impl LiveFeed {
             return;
         }
         if fresh {
-            state.seen.insert(id, version);
+            state.seen.insert(id, (version, resyncs));
         }
         match event {
             CatalogEvent::LikesChanged(product) => {
@@ -291,7 +289,9 @@ impl LiveFeed {
             CatalogEvent::ProductCreated(product) | CatalogEvent::ProductUpdated(product) => {
                 state.announced.insert(id, version);
                 if fresh {
-                    state.pending.remove(&id);
+                    // The newest version carries the newest count; pages keep pushed counts
+                    // over refetched ones, so it goes out as a count too.
+                    state.pending.insert(id, product.likes);
                 }
                 drop(state);
                 self.hub.publish(&LiveMessage::Product {
@@ -429,7 +429,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn after_a_reconnect_what_the_read_model_applies_is_passed_on_again() {
+    async fn a_product_change_newer_than_the_last_count_sends_its_count() {
+        let (feed, mut socket, path) = feed().await;
+        feed.apply(CatalogEvent::LikesChanged(snapshot("Dunes", 1, 1)));
+        // The like of version 2 is overtaken by a rename of version 3, which already counts it.
+        feed.apply(CatalogEvent::ProductUpdated(snapshot(
+            "Dunes at dusk",
+            2,
+            3,
+        )));
+        feed.apply(CatalogEvent::LikesChanged(snapshot("Dunes", 2, 2)));
+        assert_eq!(next(&mut socket).unwrap()["type"], "product");
+        feed.flush();
+        assert_eq!(next(&mut socket).unwrap()["likes"], 2);
+        assert_eq!(next(&mut socket), None);
+        std::fs::remove_file(path).ok();
+    }
+
+    #[tokio::test]
+    async fn after_a_reconnect_the_read_models_copy_of_the_newest_count_goes_out_again() {
         let (feed, mut socket, path) = feed().await;
         feed.apply(CatalogEvent::LikesChanged(snapshot("Dunes", 4, 9)));
         feed.flush();
@@ -442,11 +460,17 @@ mod tests {
             "a count already passed on is not repeated"
         );
 
-        // Browsers resync after a reconnect and may read the read model before it caught up.
-        feed.forget_passed_on();
+        // Browsers resync after a reconnect and may read the read model before it caught up:
+        // its copy of the newest count goes out once more, anything older never.
+        feed.lock().resyncs += 1;
+        feed.applied_to_read_model(CatalogEvent::LikesChanged(snapshot("Dunes", 3, 8)));
+        feed.flush();
+        assert_eq!(next(&mut socket), None, "an older count is not passed on");
+        feed.applied_to_read_model(CatalogEvent::LikesChanged(snapshot("Dunes", 4, 9)));
         feed.applied_to_read_model(CatalogEvent::LikesChanged(snapshot("Dunes", 4, 9)));
         feed.flush();
         assert_eq!(next(&mut socket).unwrap()["likes"], 4);
+        assert_eq!(next(&mut socket), None, "and only once");
         std::fs::remove_file(path).ok();
     }
 }

@@ -130,14 +130,15 @@ fn snapshot(id: i64, title: &str, version: i64) -> ProductSnapshot {
     }
 }
 
-/// Counts the catalog's republished snapshots of `title` that reach a queue of our own.
+/// Waits for `at_least` of the catalog's republished snapshots of `title` on a queue of our own.
 async fn snapshots_of(observer: &mut Subscription, title: &str, at_least: usize) {
     let mut seen = 0;
     let read = async {
         while seen < at_least {
             let delivery = observer.next().await.expect("the observer stays open");
             let body: Value = serde_json::from_slice(&delivery.payload).unwrap_or_default();
-            if body["data"]["title"] == title {
+            // Like counts carry the title too; only republished snapshots answer a resync.
+            if body["type"] == "product.updated" && body["data"]["title"] == title {
                 seen += 1;
             }
             delivery.ack().await.expect("acked");
