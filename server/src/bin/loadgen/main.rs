@@ -248,7 +248,6 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
     let client = traffic::client();
     let web = &cluster.webs[0];
     let cookie = traffic::visitors(&client, &web.url(""), 1).await.remove(0);
-    let duration = Duration::from_secs(args.read_duration);
     let products = args.products;
 
     say("read flood: GET /api/products");
@@ -261,12 +260,10 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
     let listed = serde_json::from_slice::<Vec<serde_json::Value>>(&reference)
         .map(|list| list.len())
         .unwrap_or(0);
-    let before = cluster.cpu_sample();
-    let json = traffic::read_flood(&url, &cookie, args.concurrency, duration, |body| {
+    let (json, json_cpu) = measured_flood(cluster, "gallery read", &url, &cookie, args, |body| {
         body == reference.as_ref()
     })
     .await;
-    let json_cpu = cpu_figure("gallery read", cluster, &before);
     let scenario = format!(
         "gallery read: GET /api/products, {products} products, {} connections",
         args.concurrency
@@ -280,11 +277,17 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
     figures.push(json_cpu);
 
     say("read flood: GET / (server-rendered gallery)");
-    let before = cluster.cpu_sample();
-    let page = traffic::read_flood(&web.url("/"), &cookie, args.concurrency, duration, |body| {
-        std::str::from_utf8(body)
-            .is_ok_and(|html| html.matches("data-product-id=").count() == products)
-    })
+    let (page, page_cpu) = measured_flood(
+        cluster,
+        "SSR gallery page",
+        &web.url("/"),
+        &cookie,
+        args,
+        |body| {
+            std::str::from_utf8(body)
+                .is_ok_and(|html| html.matches("data-product-id=").count() == products)
+        },
+    )
     .await;
     let scenario = format!(
         "SSR gallery page, {products} products, {} connections",
@@ -296,8 +299,23 @@ async fn reads(args: &Args, cluster: &Cluster) -> Vec<Figure> {
     );
     let ok = page.failures == 0 && page.requests > 0;
     figures.extend(flood_figures(&scenario, &page, 3_000.0, ok, check));
-    figures.push(cpu_figure("SSR gallery page", cluster, &before));
+    figures.push(page_cpu);
     figures
+}
+
+/// Floods `url` for the read duration; returns the result and the CPU the cluster used meanwhile.
+async fn measured_flood(
+    cluster: &Cluster,
+    name: &str,
+    url: &str,
+    cookie: &str,
+    args: &Args,
+    valid: impl Fn(&[u8]) -> bool + Sync,
+) -> (traffic::ReadResult, Figure) {
+    let before = cluster.cpu_sample();
+    let duration = Duration::from_secs(args.read_duration);
+    let flood = traffic::read_flood(url, cookie, args.concurrency, duration, valid).await;
+    (flood, cpu_figure(name, cluster, &before))
 }
 
 /// Requests per second (against `target`) and p99 of a read flood.
