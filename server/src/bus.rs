@@ -251,6 +251,15 @@ impl Subscription {
             Subscription::Memory(sub) => sub.next().await,
         }
     }
+
+    /// A delivery that is ready now, without waiting; `None` if there is none (or the
+    /// connection is down: `next` deals with that).
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        match self {
+            Subscription::Amqp(sub) => sub.try_next(),
+            Subscription::Memory(sub) => sub.try_next(),
+        }
+    }
 }
 
 /// One message handed to a consumer. It must be settled with `ack`, `requeue` or
@@ -281,6 +290,20 @@ impl Delivery {
                 Ok(())
             }
         }
+    }
+
+    /// Acks every one of `deliveries`: on RabbitMQ one `multiple` ack per channel, for the
+    /// highest delivery tag, which settles every earlier one still held on that channel. The
+    /// consumer loop holds nothing else unsettled while it acks a batch.
+    pub async fn ack_all(deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        let mut amqp = Vec::new();
+        for delivery in deliveries {
+            match delivery.settle {
+                Settle::Amqp(settle) => amqp.push(settle),
+                Settle::Memory(settle) => settle.ack(),
+            }
+        }
+        amqp::Settle::ack_all(amqp).await
     }
 
     /// Not now: the broker delivers it again (to this or another consumer).

@@ -27,6 +27,26 @@ static CATALOG_SQLITE: Migrator = sqlx::migrate!("./migrations/catalog/sqlite");
 static WEB_POSTGRES: Migrator = sqlx::migrate!("./migrations/web/postgres");
 static WEB_SQLITE: Migrator = sqlx::migrate!("./migrations/web/sqlite");
 
+/// One statement in each engine's dialect, for what the two spell differently: batches travel
+/// as one JSON array parameter (`jsonb_to_recordset` on PostgreSQL, `json_each` on SQLite), so
+/// a batch of any size is one fixed, cached statement; row locks exist on PostgreSQL only.
+#[derive(Debug, Clone, Copy)]
+pub struct Sql {
+    pub postgres: &'static str,
+    pub sqlite: &'static str,
+}
+
+impl Sql {
+    /// The statement for the engine behind `conn`.
+    pub fn on(&self, conn: &sqlx::AnyConnection) -> &'static str {
+        if conn.backend_name() == "SQLite" {
+            self.sqlite
+        } else {
+            self.postgres
+        }
+    }
+}
+
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -44,6 +64,8 @@ pub enum DbError {
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
+    /// Where writes go: the pool itself on PostgreSQL, one connection on SQLite.
+    writer: AnyPool,
     engine: Engine,
     description: String,
 }
@@ -75,26 +97,36 @@ impl Database {
             return Err(DbError::UnsupportedUrl);
         };
 
-        let pool = AnyPoolOptions::new()
-            .max_connections(pool_size)
-            .acquire_timeout(Duration::from_secs(5))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if engine == Engine::Sqlite {
-                        // WAL lets readers run beside the one writer; the busy timeout makes a
-                        // writer wait for the lock instead of failing at once.
-                        conn.execute(
-                            "pragma journal_mode = wal; pragma synchronous = normal; \
-                             pragma busy_timeout = 5000; pragma foreign_keys = on;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let options = move |size: u32| {
+            AnyPoolOptions::new()
+                .max_connections(size)
+                .acquire_timeout(Duration::from_secs(5))
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move {
+                        if engine == Engine::Sqlite {
+                            // WAL lets readers run beside the one writer; the busy timeout makes
+                            // a writer of another process wait for the lock instead of failing.
+                            conn.execute(
+                                "pragma journal_mode = wal; pragma synchronous = normal; \
+                                 pragma busy_timeout = 5000; pragma foreign_keys = on;",
+                            )
+                            .await?;
+                        }
+                        Ok(())
+                    })
                 })
-            })
+        };
+        let pool = options(pool_size)
             .connect(&url)
             .await
             .map_err(DbError::Connect)?;
+        // SQLite takes one writer at a time. Writers of this process queue for one connection
+        // of their own, in order, instead of racing for the file lock and sleeping in SQLite's
+        // busy handler; readers keep the other pool.
+        let writer = match engine {
+            Engine::Postgres => pool.clone(),
+            Engine::Sqlite => options(1).connect(&url).await.map_err(DbError::Connect)?,
+        };
 
         let migrator = match (service, engine) {
             (Service::Catalog, Engine::Postgres) => &CATALOG_POSTGRES,
@@ -106,17 +138,32 @@ impl Database {
 
         Ok(Self {
             pool,
+            writer,
             engine,
             description: describe(raw, engine),
         })
     }
 
+    /// For reads.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
+    /// For a single write statement outside `begin_write`.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// `sql` in this database's dialect.
+    pub fn sql(&self, sql: &Sql) -> &'static str {
+        match self.engine {
+            Engine::Postgres => sql.postgres,
+            Engine::Sqlite => sql.sqlite,
+        }
     }
 
     /// Where the data lives, without credentials: for the start-up log.
@@ -129,7 +176,7 @@ impl Database {
     /// with "database is locked" when another writer got in between, which waiting cannot fix.
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.engine {
-            Engine::Sqlite => self.pool.begin_with("begin immediate").await,
+            Engine::Sqlite => self.writer.begin_with("begin immediate").await,
             Engine::Postgres => self.pool.begin().await,
         }
     }
@@ -142,6 +189,7 @@ impl Database {
 
     /// Closes every connection; used by graceful shutdown.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }
@@ -159,22 +207,6 @@ fn describe(url: &str, engine: Engine) -> String {
             format!("PostgreSQL at {}", rest.split('?').next().unwrap_or(rest))
         }
     }
-}
-
-/// Records that the event `event_id` was applied, inside the caller's transaction; false if it
-/// already was. Every consumer calls this first, so a redelivered event takes effect once.
-pub async fn first_time(
-    conn: &mut sqlx::AnyConnection,
-    event_id: &str,
-) -> Result<bool, sqlx::Error> {
-    let inserted = sqlx::query(
-        "insert into processed_event (event_id, processed_at_ms) values ($1, $2) on conflict (event_id) do nothing",
-    )
-    .bind(event_id)
-    .bind(now_millis())
-    .execute(conn)
-    .await?;
-    Ok(inserted.rows_affected() == 1)
 }
 
 /// Milliseconds since the Unix epoch: how timestamps are stored, the same on both engines.

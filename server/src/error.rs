@@ -34,6 +34,12 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("message bus error")]
     Bus(#[from] crate::bus::BusError),
+    /// A dependency is down or overloaded; the cause was logged where it happened.
+    #[error("temporarily unavailable")]
+    Unavailable,
+    /// Something failed unexpectedly; the cause was logged where it happened.
+    #[error("internal error")]
+    Internal,
 }
 
 /// `Result` with this crate's `Error`.
@@ -52,9 +58,14 @@ impl Error {
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(err) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Bus(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Bus(_) | Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Database(_) | Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// Whether this is "down or overloaded" (503) rather than a bug (500).
+    pub fn is_unavailable(&self) -> bool {
+        self.status() == StatusCode::SERVICE_UNAVAILABLE
     }
 }
 
@@ -103,8 +114,10 @@ impl IntoResponse for Error {
             Error::PayloadTooLarge => {
                 json!({ "error": "payload_too_large", "message": "the body is larger than 64 KiB" })
             }
-            Error::Database(_) | Error::Bus(_) => {
-                tracing::error!(error = %chain(&self), "request failed");
+            Error::Database(_) | Error::Bus(_) | Error::Unavailable | Error::Internal => {
+                if !matches!(self, Error::Unavailable | Error::Internal) {
+                    tracing::error!(error = %chain(&self), "request failed");
+                }
                 if status == StatusCode::SERVICE_UNAVAILABLE {
                     json!({ "error": "unavailable", "message": "temporarily unavailable; please retry" })
                 } else {

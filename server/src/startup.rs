@@ -184,10 +184,7 @@ impl Application {
                     CatalogClient::Missing
                 }
             };
-            let likes = Likes {
-                db: db.clone(),
-                relay: waker,
-            };
+            let likes = Likes::start(db.clone(), waker);
             let backend = BackendHandle(Arc::new(WebBackend {
                 likes: likes.clone(),
                 admin_token: admin_token.clone(),
@@ -323,6 +320,7 @@ async fn consume<H: Handler>(
         crate::db::Engine::Sqlite => 1,
         crate::db::Engine::Postgres => usize::from(spec.prefetch).clamp(1, CONSUMER_CONCURRENCY),
     };
+    // Batching handlers take one batch at a time, of what the prefetch lets them hold.
     Ok(tokio::spawn(consumer::run(
         subscription,
         handler,

@@ -43,6 +43,8 @@ struct Inner {
     publisher: Mutex<Option<PublishLink>>,
     /// Connections rebuilt after a failure, for logs and metrics.
     reconnects: AtomicU64,
+    /// Publishing links made so far.
+    links: AtomicU64,
 }
 
 /// The connection and confirm-mode channel used for publishing.
@@ -51,6 +53,8 @@ struct PublishLink {
     channel: Channel,
     /// Exchanges declared on this connection so far.
     declared: HashSet<String>,
+    /// Which link this is, counting from 1 over the bus's life.
+    serial: u64,
 }
 
 impl PublishLink {
@@ -80,12 +84,15 @@ fn persistent(message_id: Option<String>) -> BasicProperties {
     }
 }
 
-async fn connect(url: &str, limit: Duration) -> Result<(Connection, Channel), BusError> {
-    let connection = within(
-        limit,
-        Connection::connect(url, ConnectionProperties::default()),
-    )
-    .await?;
+/// Opens a connection named `name` (what `rabbitmqctl list_connections client_properties` and
+/// the management UI show) with one confirm-mode channel.
+async fn connect(
+    url: &str,
+    name: &str,
+    limit: Duration,
+) -> Result<(Connection, Channel), BusError> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    let connection = within(limit, Connection::connect(url, properties)).await?;
     let channel = within(limit, connection.create_channel()).await?;
     within(
         limit,
@@ -136,6 +143,7 @@ impl AmqpBus {
                 timeout,
                 publisher: Mutex::new(None),
                 reconnects: AtomicU64::new(0),
+                links: AtomicU64::new(0),
             }),
         }
     }
@@ -173,49 +181,71 @@ impl AmqpBus {
             }
         }
         if slot.is_none() {
-            let (connection, channel) = connect(&self.inner.url, self.inner.timeout).await?;
+            let (connection, channel) = connect(
+                &self.inner.url,
+                "live-gallery publisher",
+                self.inner.timeout,
+            )
+            .await?;
+            let serial = self.inner.links.fetch_add(1, Ordering::Relaxed) + 1;
             *slot = Some(PublishLink {
                 connection,
                 channel,
                 declared: HashSet::new(),
+                serial,
             });
         }
         Ok(slot.as_mut().expect("publish link was just set"))
     }
 
+    /// Sends `messages` under the publishing lock, then waits for their confirms without it, so
+    /// several rounds (relays of one process, or rounds of one relay) can be in flight at once.
     pub async fn publish(
         &self,
         exchange: &str,
         messages: &[OutgoingMessage],
     ) -> Result<(), BusError> {
         let limit = self.inner.timeout;
-        let mut slot = self.inner.publisher.lock().await;
-        let link = self.ensure_publisher(&mut slot).await?;
+        let (confirms, serial) = {
+            let mut slot = self.inner.publisher.lock().await;
+            let link = self.ensure_publisher(&mut slot).await?;
+            let serial = link.serial;
+            let sent = async {
+                if !link.declared.contains(exchange) {
+                    declare_exchange(&link.channel, exchange, limit).await?;
+                    link.declared.insert(exchange.to_owned());
+                }
+                let mut confirms = Vec::with_capacity(messages.len());
+                for message in messages {
+                    let options = BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    };
+                    let confirm = within(
+                        limit,
+                        link.channel.basic_publish(
+                            exchange.into(),
+                            message.routing_key.as_str().into(),
+                            options,
+                            &message.payload,
+                            persistent(Some(message.message_id.clone())),
+                        ),
+                    )
+                    .await?;
+                    confirms.push((confirm, &message.routing_key));
+                }
+                Ok(confirms)
+            }
+            .await;
+            match sent {
+                Ok(confirms) => (confirms, serial),
+                Err(err) => {
+                    self.drop_publisher(&mut slot, serial, &err);
+                    return Err(err);
+                }
+            }
+        };
         let result = async {
-            if !link.declared.contains(exchange) {
-                declare_exchange(&link.channel, exchange, limit).await?;
-                link.declared.insert(exchange.to_owned());
-            }
-            // Send every message first, then wait for the confirms: one round trip per batch.
-            let mut confirms = Vec::with_capacity(messages.len());
-            for message in messages {
-                let options = BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                };
-                let confirm = within(
-                    limit,
-                    link.channel.basic_publish(
-                        exchange.into(),
-                        message.routing_key.as_str().into(),
-                        options,
-                        &message.payload,
-                        persistent(Some(message.message_id.clone())),
-                    ),
-                )
-                .await?;
-                confirms.push((confirm, &message.routing_key));
-            }
             for (confirm, routing_key) in confirms {
                 match within(limit, confirm).await? {
                     Confirmation::Ack(None) => {}
@@ -230,14 +260,24 @@ impl AmqpBus {
             Ok(())
         }
         .await;
-        if matches!(result, Err(BusError::Timeout(_) | BusError::Amqp(_))) {
-            // The link may be half-broken: start afresh next time.
+        if let Err(err) = &result {
+            self.drop_publisher(&mut *self.inner.publisher.lock().await, serial, err);
+        }
+        result
+    }
+
+    /// After a timeout or connection error on link `serial`, starts afresh next time: the link
+    /// may be half-broken. A link made since by another round stays.
+    fn drop_publisher(&self, slot: &mut Option<PublishLink>, serial: u64, err: &BusError) {
+        if !matches!(err, BusError::Timeout(_) | BusError::Amqp(_)) {
+            return;
+        }
+        if slot.as_ref().is_some_and(|link| link.serial == serial) {
             if let Some(link) = slot.take() {
                 self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
                 close_in_background(link.connection);
             }
         }
-        result
     }
 
     /// Declares the queue and starts consuming. If the broker cannot be reached now, the
@@ -277,7 +317,8 @@ impl AmqpSubscription {
     async fn open(&self) -> Result<ConsumeLink, BusError> {
         let limit = self.bus.inner.timeout;
         let spec = &self.spec;
-        let (connection, channel) = connect(&self.bus.inner.url, limit).await?;
+        let name = format!("live-gallery consumer of {}", spec.queue);
+        let (connection, channel) = connect(&self.bus.inner.url, &name, limit).await?;
         within(
             limit,
             channel.basic_qos(spec.prefetch, BasicQosOptions::default()),
@@ -410,6 +451,23 @@ impl AmqpSubscription {
         }
     }
 
+    /// A delivery the consumer already has in hand, if any.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        use futures_util::FutureExt;
+        let link = self.link.as_mut()?;
+        match link.consumer.next().now_or_never()? {
+            Some(Ok(delivery)) => Some(self.wrap(delivery)),
+            Some(Err(err)) => {
+                self.drop_link(&err.to_string());
+                None
+            }
+            None => {
+                self.drop_link("the consumer was cancelled");
+                None
+            }
+        }
+    }
+
     fn wrap(&self, delivery: lapin::message::Delivery) -> Delivery {
         let link = self
             .link
@@ -442,6 +500,7 @@ impl AmqpSubscription {
             headers,
             payload: delivery.data,
             settle: DeliverySettle::Amqp(Settle {
+                delivery_tag: delivery.delivery_tag,
                 acker: Some(delivery.acker),
                 channel: link.channel.clone(),
                 dead_letter_queue: self.spec.dead_letter_queue(),
@@ -463,6 +522,8 @@ impl Drop for AmqpSubscription {
 
 /// How a RabbitMQ delivery is settled; unsettled on drop means requeued.
 pub struct Settle {
+    /// Grows with every delivery on the channel; a `multiple` ack of one settles all below it.
+    delivery_tag: u64,
     acker: Option<lapin::Acker>,
     channel: Channel,
     dead_letter_queue: Option<String>,
@@ -474,6 +535,30 @@ impl Settle {
         let acker = self.acker.take().expect("settled once");
         within(self.timeout, acker.ack(BasicAckOptions::default())).await?;
         Ok(())
+    }
+
+    /// Acks all of `settles` with one `multiple` ack per channel (a rebuilt connection brings a
+    /// new channel, whose tags start again).
+    pub async fn ack_all(mut settles: Vec<Settle>) -> Result<(), BusError> {
+        settles.sort_by_key(|settle| (settle.channel.id(), settle.delivery_tag));
+        let mut result = Ok(());
+        let mut rest = settles.into_iter().peekable();
+        while let Some(mut settle) = rest.next() {
+            let last_on_channel = rest
+                .peek()
+                .is_none_or(|next| next.channel.id() != settle.channel.id());
+            if !last_on_channel {
+                // Covered by the multiple ack of the channel's highest tag below.
+                settle.acker = None;
+                continue;
+            }
+            let acker = settle.acker.take().expect("settled once");
+            let options = BasicAckOptions { multiple: true };
+            if let Err(err) = within(settle.timeout, acker.ack(options)).await {
+                result = Err(err);
+            }
+        }
+        result
     }
 
     pub async fn requeue(mut self) -> Result<(), BusError> {

@@ -1,10 +1,12 @@
-//! The consumer loop: takes deliveries from a subscription, decodes each envelope once, hands it
-//! to a handler and settles it by the outcome. It never dies on one bad message.
+//! The consumer loop: takes deliveries from a subscription, decodes each envelope once, hands
+//! them to a handler, one at a time or in batches, and settles them by the outcome. It never dies
+//! on one bad message.
 
 use super::{Delivery, Envelope, Subscription};
 use crate::shutdown::Shutdown;
 use serde::de::DeserializeOwned;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a handler did not apply an event.
@@ -24,36 +26,71 @@ impl From<sqlx::Error> for HandleError {
     }
 }
 
-/// Applies one family of events. Must be idempotent: delivery is at least once. The delivery is
-/// acked only after `handle` returns `Ok`, so a handler commits its transaction first.
+/// Applies one family of events. Must be idempotent: delivery is at least once. Deliveries are
+/// acked only after the handler returns `Ok`, so a handler commits its transaction first.
 pub trait Handler: Send + Sync + 'static {
-    type Event: DeserializeOwned + Send;
+    type Event: DeserializeOwned + Clone + Send + Sync;
 
     /// A short, stable name for logs and metrics (`read_model`, `likes`…).
     const NAME: &'static str;
+
+    /// Most events handed to `handle_batch` at once. 1: events go to `handle` one by one (up to
+    /// the consumer's concurrency at once). More: the consumer takes whatever is ready, up to
+    /// this many, hands it over in one call and settles the lot with one multiple ack.
+    const BATCH: usize = 1;
 
     fn handle(
         &self,
         envelope: Envelope<Self::Event>,
     ) -> impl Future<Output = Result<(), HandleError>> + Send;
+
+    /// Applies a batch all or nothing (one transaction), in delivery order. `Poison` means some
+    /// event in it can never be applied: the consumer then tries each event alone to find it.
+    fn handle_batch(
+        &self,
+        batch: Vec<Envelope<Self::Event>>,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send {
+        async move {
+            for envelope in batch {
+                self.handle(envelope).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Shortest and longest pause before a failed delivery is tried again.
 const RETRY_PAUSE: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
-/// Runs until `shutdown`: every delivery is acked or dead-lettered. Up to `concurrency`
-/// deliveries are handled at once (handlers are order-insensitive: events carry versions and
-/// sequences, and a handler serialises what must be serialised in its transaction). A delivery
-/// whose handler fails for now is tried again in place, with growing pauses, rather than handed
-/// back to the broker: a long database outage then never counts against the queue's delivery
-/// limit. Deliveries held when it stops are requeued; it returns once all are settled.
+/// Runs until `shutdown`: every delivery is acked or dead-lettered. A delivery (or batch) whose
+/// handler fails for now is tried again in place, with growing pauses, rather than handed back
+/// to the broker: a long database outage then never counts against the queue's delivery limit.
+/// Deliveries held when it stops are requeued; it returns once all are settled.
+///
+/// Handlers with `BATCH` = 1 get up to `concurrency` deliveries at once (handlers are
+/// order-insensitive: events carry versions and sequences). Batching handlers get one batch at a
+/// time: everything ready, up to `BATCH`, so the batch grows with the load.
 pub async fn run<H: Handler>(
+    subscription: Subscription,
+    handler: H,
+    shutdown: Shutdown,
+    concurrency: usize,
+) {
+    if H::BATCH > 1 {
+        run_batches(subscription, handler, shutdown).await
+    } else {
+        run_each(subscription, handler, shutdown, concurrency).await
+    }
+    tracing::info!(consumer = H::NAME, "consumer stopped");
+}
+
+async fn run_each<H: Handler>(
     mut subscription: Subscription,
     handler: H,
     mut shutdown: Shutdown,
     concurrency: usize,
 ) {
-    let handler = std::sync::Arc::new(handler);
+    let handler = Arc::new(handler);
     let mut in_flight = tokio::task::JoinSet::new();
     loop {
         while in_flight.len() >= concurrency.max(1) {
@@ -67,50 +104,109 @@ pub async fn run<H: Handler>(
             },
         };
         let (handler, mut stop) = (handler.clone(), shutdown.clone());
-        in_flight.spawn(async move { process(&*handler, delivery, &mut stop).await });
+        in_flight.spawn(async move {
+            let Some(decoded) = decode::<H>(delivery).await else {
+                return;
+            };
+            process(&*handler, vec![decoded], &mut stop).await
+        });
     }
     while in_flight.join_next().await.is_some() {}
-    tracing::info!(consumer = H::NAME, "consumer stopped");
 }
 
-/// Handles one delivery until it is settled (or the process stops, which requeues it).
-async fn process<H: Handler>(handler: &H, delivery: Delivery, shutdown: &mut Shutdown) {
+async fn run_batches<H: Handler>(
+    mut subscription: Subscription,
+    handler: H,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.wait() => break,
+            delivery = subscription.next() => match delivery {
+                Some(delivery) => delivery,
+                None => break,
+            },
+        };
+        let mut batch = Vec::with_capacity(H::BATCH.min(256));
+        batch.extend(decode::<H>(first).await);
+        while batch.len() < H::BATCH {
+            let Some(delivery) = subscription.try_next() else {
+                break;
+            };
+            batch.extend(decode::<H>(delivery).await);
+        }
+        if !batch.is_empty() {
+            process(&handler, batch, &mut shutdown).await;
+        }
+    }
+}
+
+/// A delivery and the envelope decoded from it.
+type Decoded<E> = (Delivery, Envelope<E>);
+
+/// Decodes a delivery's envelope; dead-letters (and returns `None` for) one that does not decode.
+async fn decode<H: Handler>(delivery: Delivery) -> Option<Decoded<H::Event>> {
+    match serde_json::from_slice(&delivery.payload) {
+        Ok(envelope) => Some((delivery, envelope)),
+        Err(err) => {
+            let reason = format!("undecodable message: {err}");
+            tracing::warn!(consumer = H::NAME, routing_key = %delivery.routing_key, %reason, "dead-lettering");
+            metrics::counter!("live_gallery_events_dead_lettered_total", "consumer" => H::NAME)
+                .increment(1);
+            settle(delivery.dead_letter(&reason).await);
+            None
+        }
+    }
+}
+
+/// Handles a batch until it is settled (or the process stops, which requeues it). A batch the
+/// handler refuses as poison is split, so only the poisoned events are dead-lettered.
+async fn process<H: Handler>(handler: &H, batch: Vec<Decoded<H::Event>>, shutdown: &mut Shutdown) {
     let mut pause = RETRY_PAUSE.0;
     loop {
-        let envelope: Envelope<H::Event> = match serde_json::from_slice(&delivery.payload) {
-            Ok(envelope) => envelope,
-            Err(err) => {
-                let reason = format!("undecodable message: {err}");
-                tracing::warn!(consumer = H::NAME, routing_key = %delivery.routing_key, %reason, "dead-lettering");
-                metrics::counter!("live_gallery_events_dead_lettered_total", "consumer" => H::NAME)
-                    .increment(1);
-                settle(delivery.dead_letter(&reason).await);
-                return;
-            }
-        };
-        let event_id = envelope.id;
-        match handler.handle(envelope).await {
+        let envelopes: Vec<Envelope<H::Event>> = batch.iter().map(|(_, e)| e.clone()).collect();
+        let first_id = envelopes.first().map(|e| e.id);
+        match handler.handle_batch(envelopes).await {
             Ok(()) => {
                 metrics::counter!("live_gallery_events_consumed_total", "consumer" => H::NAME)
-                    .increment(1);
-                settle(delivery.ack().await);
+                    .increment(batch.len() as u64);
+                let mut deliveries: Vec<Delivery> =
+                    batch.into_iter().map(|(delivery, _)| delivery).collect();
+                // A `multiple` ack settles every earlier delivery on the channel: only a batch
+                // loop, which holds nothing else, may send one. A single delivery (which may be
+                // one of several handled at once) is acked alone.
+                let acked = match deliveries.len() {
+                    1 => deliveries.pop().expect("one delivery").ack().await,
+                    _ => Delivery::ack_all(deliveries).await,
+                };
+                settle(acked);
                 return;
             }
-            Err(HandleError::Poison(reason)) => {
-                tracing::warn!(consumer = H::NAME, %event_id, %reason, "dead-lettering");
+            Err(HandleError::Poison(reason)) if batch.len() == 1 => {
+                let (delivery, envelope) = batch.into_iter().next().expect("one delivery");
+                tracing::warn!(consumer = H::NAME, event_id = %envelope.id, %reason, "dead-lettering");
                 metrics::counter!("live_gallery_events_dead_lettered_total", "consumer" => H::NAME)
                     .increment(1);
                 settle(delivery.dead_letter(&reason).await);
+                return;
+            }
+            Err(HandleError::Poison(_)) => {
+                // Somewhere in the batch is an event that can never apply: find it alone.
+                for single in batch {
+                    Box::pin(process(handler, vec![single], shutdown)).await;
+                }
                 return;
             }
             Err(err @ HandleError::Retry(_)) => {
-                tracing::warn!(consumer = H::NAME, %event_id, error = %crate::error::chain(&err), "event not applied; retrying");
+                tracing::warn!(consumer = H::NAME, event_id = ?first_id, events = batch.len(), error = %crate::error::chain(&err), "events not applied; retrying");
                 metrics::counter!("live_gallery_events_retried_total", "consumer" => H::NAME)
                     .increment(1);
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {},
                     _ = shutdown.wait() => {
-                        settle(delivery.requeue().await);
+                        for (delivery, _) in batch {
+                            settle(delivery.requeue().await);
+                        }
                         return;
                     }
                 }

@@ -216,36 +216,51 @@ pub struct MemorySubscription {
 
 impl MemorySubscription {
     pub async fn next(&mut self) -> Option<Delivery> {
-        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        let mut permit = self.permits.clone().acquire_owned().await.ok()?;
         loop {
             let notified = self.queue.notify.notified();
-            let popped = {
-                let mut ready = lock(&self.queue.ready);
-                let popped = ready.pop_front();
-                if popped.is_some() && !ready.is_empty() {
-                    // Wake another consumer of the same queue for the rest.
-                    self.queue.notify.notify_one();
-                }
-                popped
-            };
-            if let Some(message) = popped {
-                return Some(Delivery {
-                    routing_key: message.routing_key.clone(),
-                    payload: message.payload.clone(),
-                    redelivered: message.redelivered,
-                    message_id: message.message_id.clone(),
-                    headers: message.headers.clone(),
-                    settle: DeliverySettle::Memory(Settle {
-                        bus: self.bus.clone(),
-                        queue: self.queue.clone(),
-                        dead_letter_queue: self.dead_letter_queue.clone(),
-                        message: Some(message),
-                        _permit: permit,
-                    }),
-                });
+            match self.pop(permit) {
+                Ok(delivery) => return Some(delivery),
+                Err(unused) => permit = unused,
             }
             notified.await;
         }
+    }
+
+    /// A ready message within the prefetch limit, without waiting.
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        self.pop(permit).ok()
+    }
+
+    /// The first ready message as a delivery holding `permit`, or the permit back if none is.
+    fn pop(&self, permit: OwnedSemaphorePermit) -> Result<Delivery, OwnedSemaphorePermit> {
+        let popped = {
+            let mut ready = lock(&self.queue.ready);
+            let popped = ready.pop_front();
+            if popped.is_some() && !ready.is_empty() {
+                // Wake another consumer of the same queue for the rest.
+                self.queue.notify.notify_one();
+            }
+            popped
+        };
+        let Some(message) = popped else {
+            return Err(permit);
+        };
+        Ok(Delivery {
+            routing_key: message.routing_key.clone(),
+            payload: message.payload.clone(),
+            redelivered: message.redelivered,
+            message_id: message.message_id.clone(),
+            headers: message.headers.clone(),
+            settle: DeliverySettle::Memory(Settle {
+                bus: self.bus.clone(),
+                queue: self.queue.clone(),
+                dead_letter_queue: self.dead_letter_queue.clone(),
+                message: Some(message),
+                _permit: permit,
+            }),
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 //! the broker is down: the relay catches up when it returns.
 
 use super::{Bus, Envelope, Event, OutgoingMessage};
-use crate::db::{now_millis, Database};
+use crate::db::{now_millis, Database, Engine, Sql};
 use crate::shutdown::Shutdown;
 use sqlx::{AnyConnection, Row};
 use std::sync::Arc;
@@ -12,26 +12,69 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Rows published per round.
-const BATCH: i64 = 200;
+const BATCH: i64 = 500;
+/// Rounds of one relay that may wait for their confirms at once (PostgreSQL).
+const ROUNDS_IN_FLIGHT: usize = 3;
 /// How often the relay looks for rows when nobody woke it (another process may have written).
 const POLL: Duration = Duration::from_millis(500);
 /// Longest pause after a failed round.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+const INSERT: Sql = Sql {
+    postgres: "insert into outbox (event_id, routing_key, payload, created_at_ms) \
+               select e, k, p, $2 from jsonb_to_recordset($1::jsonb) as t(e text, k text, p text)",
+    sqlite: "insert into outbox (event_id, routing_key, payload, created_at_ms) \
+             select json_extract(value, '$.e'), json_extract(value, '$.k'), json_extract(value, '$.p'), $2 \
+             from json_each($1)",
+};
+
+/// The oldest rows no other relay is publishing. On PostgreSQL the rows stay locked until the
+/// round's transaction ends, so relays of several instances on one database never publish the
+/// same row; SQLite has one process and one relay per file.
+const TAKE: Sql = Sql {
+    postgres: "select id, event_id, routing_key, payload from outbox order by id limit $1 \
+               for update skip locked",
+    sqlite: "select id, event_id, routing_key, payload from outbox order by id limit $1",
+};
+
+const DELETE: Sql = Sql {
+    postgres: "delete from outbox where id in \
+               (select value::bigint from jsonb_array_elements_text($1::jsonb))",
+    sqlite: "delete from outbox where id in (select value from json_each($1))",
+};
 
 /// Adds `envelope` to the outbox inside the caller's transaction.
 pub async fn enqueue<E: Event>(
     conn: &mut AnyConnection,
     envelope: &Envelope<E>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into outbox (event_id, routing_key, payload, created_at_ms) values ($1, $2, $3, $4)",
-    )
-    .bind(envelope.id.to_string())
-    .bind(envelope.routing_key())
-    .bind(envelope.to_json())
-    .bind(now_millis())
-    .execute(conn)
-    .await?;
+    enqueue_all(conn, std::slice::from_ref(envelope)).await
+}
+
+/// Adds `envelopes` to the outbox, in order, with one statement inside the caller's transaction.
+pub async fn enqueue_all<E: Event>(
+    conn: &mut AnyConnection,
+    envelopes: &[Envelope<E>],
+) -> Result<(), sqlx::Error> {
+    if envelopes.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = envelopes
+        .iter()
+        .map(|envelope| {
+            serde_json::json!({
+                "e": envelope.id.to_string(),
+                "k": envelope.routing_key(),
+                "p": envelope.to_json(),
+            })
+        })
+        .collect();
+    let sql = INSERT.on(conn);
+    sqlx::query(sql)
+        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(now_millis())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -63,7 +106,23 @@ enum RelayError {
 
 impl Relay {
     /// Publishes until `shutdown`; a round in progress finishes first.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    pub async fn run(self, shutdown: Shutdown) {
+        // On PostgreSQL rounds take disjoint rows (`skip locked`), so several can wait for their
+        // confirms at once; SQLite has no row locks, so one round at a time.
+        let rounds = match self.db.engine() {
+            Engine::Postgres => ROUNDS_IN_FLIGHT,
+            Engine::Sqlite => 1,
+        };
+        let relay = Arc::new(self);
+        futures_util::future::join_all(
+            (0..rounds).map(|_| relay.clone().run_rounds(shutdown.clone())),
+        )
+        .await;
+        tracing::info!(exchange = %relay.exchange, "outbox relay stopped");
+    }
+
+    /// One of the relay's loops of rounds.
+    async fn run_rounds(self: Arc<Self>, mut shutdown: Shutdown) {
         let mut backoff = Duration::from_millis(100);
         while !shutdown.is_triggered() {
             let round = self.publish_batch().await;
@@ -85,7 +144,13 @@ impl Relay {
                         _ = shutdown.wait() => {},
                     }
                 }
-                Ok(_) => backoff = Duration::from_millis(100),
+                Ok(published) => {
+                    backoff = Duration::from_millis(100);
+                    if published as i64 == BATCH {
+                        // More may wait: bring another loop in beside this one.
+                        self.waker.wake();
+                    }
+                }
                 Err(err) => {
                     tracing::warn!(exchange = %self.exchange, error = %crate::error::chain(&err), "outbox relay round failed; retrying");
                     tokio::select! {
@@ -96,17 +161,17 @@ impl Relay {
                 }
             }
         }
-        tracing::info!(exchange = %self.exchange, "outbox relay stopped");
     }
 
-    /// Publishes the oldest waiting rows; returns how many went out.
+    /// Publishes the oldest waiting rows; returns how many went out. The rows are deleted in
+    /// the transaction that took them, once the broker confirmed them.
     async fn publish_batch(&self) -> Result<usize, RelayError> {
-        let rows = sqlx::query(
-            "select id, event_id, routing_key, payload from outbox order by id limit $1",
-        )
-        .bind(BATCH)
-        .fetch_all(self.db.pool())
-        .await?;
+        // On SQLite a read transaction: the delete below goes through the writer.
+        let mut tx = self.db.pool().begin().await?;
+        let rows = sqlx::query(self.db.sql(&TAKE))
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -121,21 +186,34 @@ impl Relay {
             });
         }
         self.bus.publish(&self.exchange, &messages).await?;
-        metrics::counter!("live_gallery_events_published_total", "exchange" => self.exchange.clone())
-            .increment(messages.len() as u64);
+        for message in &messages {
+            metrics::counter!(
+                "live_gallery_events_published_total",
+                "exchange" => self.exchange.clone(),
+                "routing_key" => message.routing_key.clone()
+            )
+            .increment(1);
+        }
         // Delete exactly what was published: a transaction that commits late may have added a
         // row with a lower id in the meantime, and it must stay.
-        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
-        let sql = format!(
-            "delete from outbox where id in ({})",
-            placeholders.join(", ")
-        );
-        let mut delete = sqlx::query(&sql);
-        for id in &ids {
-            delete = delete.bind(*id);
+        let ids = serde_json::to_string(&ids).expect("ids serialise");
+        match self.db.engine() {
+            Engine::Postgres => {
+                sqlx::query(self.db.sql(&DELETE))
+                    .bind(ids)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Engine::Sqlite => {
+                tx.rollback().await?;
+                sqlx::query(self.db.sql(&DELETE))
+                    .bind(ids)
+                    .execute(self.db.writer())
+                    .await?;
+            }
         }
-        delete.execute(self.db.pool()).await?;
-        Ok(ids.len())
+        Ok(messages.len())
     }
 }
 

@@ -1,15 +1,101 @@
-//! The catalog's consumer of like events: applies each visitor's like changes in order, keeps
-//! every product's count equal to the visitors liking it, and publishes the new count.
+//! The catalog's consumer of like events: applies each visitor's like changes in order, a batch
+//! at a time, keeps every product's count equal to the visitors liking it, and publishes one new
+//! count per changed product per batch.
 
 use super::store::snapshot;
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
-use crate::db::{first_time, Database};
+use crate::db::{Database, Sql};
 use crate::events::{CatalogEvent, LikeEvent};
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
 
-/// Applies `like.added` and `like.removed`, each in one transaction with its dedupe record and
-/// the `product.likes_changed` event it causes.
+/// The products of a batch that exist, locked in id order: every change to a product's likes
+/// holds its row lock until commit, so the like rows read next stay as read, and two batches
+/// (of two catalog instances) lock in the same order and never deadlock.
+const LOCK_PRODUCTS: Sql = Sql {
+    postgres: "select id from product where id in \
+               (select value::bigint from jsonb_array_elements_text($1::jsonb)) order by id for update",
+    sqlite: "select id from product where id in (select value from json_each($1)) order by id",
+};
+
+/// What the catalog knows of each (product, visitor) pair of a batch.
+const CURRENT: Sql = Sql {
+    postgres: "select l.product_id, l.visitor_id, l.liked, l.seq from product_like l \
+               join jsonb_to_recordset($1::jsonb) as t(p bigint, v text) \
+               on l.product_id = t.p and l.visitor_id = t.v",
+    sqlite: "select l.product_id, l.visitor_id, l.liked, l.seq from json_each($1) j \
+             join product_like l on l.product_id = json_extract(j.value, '$.p') \
+             and l.visitor_id = json_extract(j.value, '$.v')",
+};
+
+const STORE: Sql = Sql {
+    postgres: "insert into product_like (product_id, visitor_id, liked, seq) \
+               select p, v, l, s from jsonb_to_recordset($1::jsonb) as t(p bigint, v text, l bigint, s bigint) \
+               on conflict (product_id, visitor_id) do update set liked = excluded.liked, seq = excluded.seq",
+    sqlite: "insert into product_like (product_id, visitor_id, liked, seq) \
+             select json_extract(value, '$.p'), json_extract(value, '$.v'), json_extract(value, '$.l'), \
+             json_extract(value, '$.s') from json_each($1) where true \
+             on conflict (product_id, visitor_id) do update set liked = excluded.liked, seq = excluded.seq",
+};
+
+/// Adds each product's delta to its count and bumps its version.
+const COUNT: Sql = Sql {
+    postgres: "update product set likes = product.likes + t.d, version = product.version + 1 \
+               from jsonb_to_recordset($1::jsonb) as t(id bigint, d bigint) where product.id = t.id \
+               returning product.id, product.title, product.image, product.likes, product.version",
+    sqlite: "update product set likes = product.likes + t.d, version = product.version + 1 \
+             from (select json_extract(value, '$.id') as id, json_extract(value, '$.d') as d from json_each($1)) as t \
+             where product.id = t.id returning id, title, image, likes, version",
+};
+
+/// The newest change of one visitor's like of one product that a batch carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Newest {
+    pub seq: i64,
+    pub liked: bool,
+}
+
+/// A stored like: whether the visitor likes the product, and the highest sequence applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub liked: bool,
+    pub seq: i64,
+}
+
+/// One visitor's like of one product: (product id, visitor id).
+type Pair = (i64, String);
+
+/// What a batch changes: the like rows to store and each product's count delta. Only a change
+/// newer than the stored one takes effect, so a repeated or stale event changes nothing; and
+/// within the batch only the newest change of each pair counts.
+pub(crate) fn decide(
+    newest: &BTreeMap<Pair, Newest>,
+    stored: &HashMap<Pair, Stored>,
+) -> (Vec<(Pair, Newest)>, BTreeMap<i64, i64>) {
+    let mut rows = Vec::new();
+    let mut deltas = BTreeMap::new();
+    for (pair, change) in newest {
+        let before = stored.get(pair).copied().unwrap_or(Stored {
+            liked: false,
+            seq: 0,
+        });
+        if change.seq <= before.seq {
+            continue;
+        }
+        rows.push((pair.clone(), *change));
+        let delta = i64::from(change.liked) - i64::from(before.liked);
+        if delta != 0 {
+            *deltas.entry(pair.0).or_insert(0) += delta;
+        }
+    }
+    deltas.retain(|_, delta| *delta != 0);
+    (rows, deltas)
+}
+
+/// Applies `like.added` and `like.removed` in batches, each in one transaction with the
+/// `product.likes_changed` events it causes: one per product whose count changed.
 pub struct LikesHandler {
     pub db: Database,
     pub relay: RelayWaker,
@@ -18,55 +104,98 @@ pub struct LikesHandler {
 impl Handler for LikesHandler {
     type Event = LikeEvent;
     const NAME: &'static str = "likes";
+    const BATCH: usize = 1000;
 
-    #[tracing::instrument(name = "apply_like_event", skip_all, fields(event_id = %envelope.id))]
     async fn handle(&self, envelope: Envelope<LikeEvent>) -> Result<(), HandleError> {
-        let change = envelope.event.change();
+        self.handle_batch(vec![envelope]).await
+    }
+
+    #[tracing::instrument(name = "apply_like_events", skip_all, fields(events = batch.len()))]
+    async fn handle_batch(&self, batch: Vec<Envelope<LikeEvent>>) -> Result<(), HandleError> {
+        let mut newest: BTreeMap<Pair, Newest> = BTreeMap::new();
+        for envelope in &batch {
+            let change = envelope.event.change();
+            let pair = (
+                change.product_id.get(),
+                change.visitor_id.as_str().to_owned(),
+            );
+            let candidate = Newest {
+                seq: change.seq,
+                liked: envelope.event.liked(),
+            };
+            newest
+                .entry(pair)
+                .and_modify(|kept| {
+                    if candidate.seq > kept.seq {
+                        *kept = candidate
+                    }
+                })
+                .or_insert(candidate);
+        }
+        let products: Vec<i64> = {
+            let mut ids: Vec<i64> = newest.keys().map(|(product, _)| *product).collect();
+            ids.dedup();
+            ids
+        };
+
         let mut tx = self.db.begin_write().await?;
-        if !first_time(&mut tx, &envelope.id.to_string()).await? {
-            tracing::debug!("already applied");
+        let known: Vec<i64> = sqlx::query_scalar(self.db.sql(&LOCK_PRODUCTS))
+            .bind(serde_json::to_string(&products).expect("ids serialise"))
+            .fetch_all(&mut *tx)
+            .await?;
+        // Likes of products deleted since: nothing left to count.
+        newest.retain(|(product, _), _| known.binary_search(product).is_ok());
+        if newest.is_empty() {
             return Ok(());
         }
-        // Lock the product's row before anything else: likes of one product then apply one at
-        // a time even when deliveries are handled concurrently, so the recount below sees every
-        // like committed before it.
-        let known = sqlx::query("update product set version = version where id = $1")
-            .bind(change.product_id.get())
+        let pairs: Vec<serde_json::Value> = newest
+            .keys()
+            .map(|(product, visitor)| serde_json::json!({"p": product, "v": visitor}))
+            .collect();
+        let mut stored = HashMap::with_capacity(pairs.len());
+        for row in sqlx::query(self.db.sql(&CURRENT))
+            .bind(serde_json::Value::Array(pairs).to_string())
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            stored.insert(
+                (row.try_get("product_id")?, row.try_get("visitor_id")?),
+                Stored {
+                    liked: row.try_get::<i64, _>("liked")? == 1,
+                    seq: row.try_get("seq")?,
+                },
+            );
+        }
+        let (rows, deltas) = decide(&newest, &stored);
+        if rows.is_empty() {
+            tracing::debug!("nothing newer than what was applied");
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|((product, visitor), change)| {
+                serde_json::json!({"p": product, "v": visitor, "l": i64::from(change.liked), "s": change.seq})
+            })
+            .collect();
+        sqlx::query(self.db.sql(&STORE))
+            .bind(serde_json::Value::Array(rows).to_string())
             .execute(&mut *tx)
             .await?;
-        if known.rows_affected() == 0 {
-            // The product was deleted after the like: nothing left to count.
-            tracing::debug!(product_id = %change.product_id, "like for a deleted product ignored");
-            tx.commit().await?;
-            return Ok(());
+        if !deltas.is_empty() {
+            let deltas: Vec<serde_json::Value> = deltas
+                .iter()
+                .map(|(id, delta)| serde_json::json!({"id": id, "d": delta}))
+                .collect();
+            let changed = sqlx::query(self.db.sql(&COUNT))
+                .bind(serde_json::Value::Array(deltas).to_string())
+                .fetch_all(&mut *tx)
+                .await?;
+            let events = changed
+                .iter()
+                .map(|row| Ok(Envelope::new(CatalogEvent::LikesChanged(snapshot(row)?))))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            outbox::enqueue_all(&mut tx, &events).await?;
         }
-        // Only a newer change of this visitor's like takes effect, whatever the arrival order.
-        let applied = sqlx::query(
-            "insert into product_like (product_id, visitor_id, liked, seq) values ($1, $2, $3, $4) \
-             on conflict (product_id, visitor_id) do update set liked = excluded.liked, seq = excluded.seq \
-             where product_like.seq < excluded.seq",
-        )
-        .bind(change.product_id.get())
-        .bind(change.visitor_id.as_str())
-        .bind(i64::from(envelope.event.liked()))
-        .bind(change.seq)
-        .execute(&mut *tx)
-        .await?;
-        if applied.rows_affected() == 0 {
-            tracing::debug!("older than what was applied; ignored");
-            tx.commit().await?;
-            return Ok(());
-        }
-        // Recount rather than add one: the count can never drift from the rows.
-        let row = sqlx::query(
-            "update product set likes = (select count(*) from product_like where product_id = $1 and liked = 1), \
-             version = version + 1 where id = $1 returning id, title, image, likes, version",
-        )
-        .bind(change.product_id.get())
-        .fetch_one(&mut *tx)
-        .await?;
-        let product = snapshot(&row)?;
-        outbox::enqueue(&mut tx, &Envelope::new(CatalogEvent::LikesChanged(product))).await?;
         tx.commit().await?;
         self.relay.wake();
         Ok(())
@@ -92,5 +221,128 @@ impl Handler for ResyncHandler {
             .map_err(|err| HandleError::Retry(Box::new(err)))?;
         tracing::info!(products = count, "resync answered");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(product: i64, visitor: &str) -> (i64, String) {
+        (product, visitor.to_owned())
+    }
+
+    #[test]
+    fn only_changes_newer_than_the_stored_one_count() {
+        let newest = BTreeMap::from([
+            (
+                pair(1, "ann"),
+                Newest {
+                    seq: 3,
+                    liked: true,
+                },
+            ),
+            (
+                pair(1, "bob"),
+                Newest {
+                    seq: 2,
+                    liked: false,
+                },
+            ),
+            (
+                pair(2, "ann"),
+                Newest {
+                    seq: 1,
+                    liked: true,
+                },
+            ),
+        ]);
+        let stored = HashMap::from([
+            // Ann's like of 1 is already at seq 3: a repeat.
+            (
+                pair(1, "ann"),
+                Stored {
+                    liked: true,
+                    seq: 3,
+                },
+            ),
+            // Bob liked 1 at seq 1 and now takes it back.
+            (
+                pair(1, "bob"),
+                Stored {
+                    liked: true,
+                    seq: 1,
+                },
+            ),
+        ]);
+        let (rows, deltas) = decide(&newest, &stored);
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    pair(1, "bob"),
+                    Newest {
+                        seq: 2,
+                        liked: false
+                    }
+                ),
+                (
+                    pair(2, "ann"),
+                    Newest {
+                        seq: 1,
+                        liked: true
+                    }
+                ),
+            ]
+        );
+        assert_eq!(deltas, BTreeMap::from([(1, -1), (2, 1)]));
+    }
+
+    #[test]
+    fn an_unlike_that_overtook_its_like_counts_nothing() {
+        let newest = BTreeMap::from([(
+            pair(4, "carl"),
+            Newest {
+                seq: 2,
+                liked: false,
+            },
+        )]);
+        let (rows, deltas) = decide(&newest, &HashMap::new());
+        assert_eq!(
+            rows.len(),
+            1,
+            "the unlike is stored so the late like stays out"
+        );
+        assert!(deltas.is_empty());
+    }
+
+    #[test]
+    fn changes_that_cancel_out_leave_the_count_and_version_alone() {
+        let newest = BTreeMap::from([
+            (
+                pair(5, "ann"),
+                Newest {
+                    seq: 1,
+                    liked: true,
+                },
+            ),
+            (
+                pair(5, "bob"),
+                Newest {
+                    seq: 2,
+                    liked: false,
+                },
+            ),
+        ]);
+        let stored = HashMap::from([(
+            pair(5, "bob"),
+            Stored {
+                liked: true,
+                seq: 1,
+            },
+        )]);
+        let (rows, deltas) = decide(&newest, &stored);
+        assert_eq!(rows.len(), 2);
+        assert!(deltas.is_empty(), "{deltas:?}");
     }
 }

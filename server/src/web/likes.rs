@@ -1,23 +1,84 @@
-//! Likes as the web service records them: one per visitor per product, each change written with
-//! its `like.*` event in one transaction.
+//! Likes as the web service records them: one per visitor per product. One writer task per
+//! instance takes every like and unlike waiting at that moment and commits them together (group
+//! commit): the like rows, each product's count and the `like.*` events in one transaction.
 
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
-use crate::db::Database;
+use crate::db::{Database, Sql};
 use crate::error::{Error, Result};
 use crate::events::{LikeChange, LikeEvent};
 use app::domain::{ImageUrl, ProductId, ProductTitle, VisitorId};
 use app::wire::{GalleryItem, LikeState, Product};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
+use tokio::sync::{mpsc, oneshot};
 
-/// Records likes in the web database.
+/// Most likes and unlikes committed in one transaction.
+const BATCH: usize = 256;
+/// Likes waiting for the writer before callers wait to hand theirs over.
+const QUEUE: usize = 4096;
+
+/// The batch's products that can be liked, with their counts, locked in id order: every like
+/// and unlike holds its product's row until commit, so instances sharing the database apply a
+/// product's likes one batch at a time and never deadlock.
+const LOCK_PRODUCTS: Sql = Sql {
+    postgres: "select id, visitor_likes from product where deleted = 0 and id in \
+               (select value::bigint from jsonb_array_elements_text($1::jsonb)) order by id for update",
+    sqlite: "select id, visitor_likes from product where deleted = 0 and id in \
+             (select value from json_each($1)) order by id",
+};
+
+const CURRENT: Sql = Sql {
+    postgres: "select l.visitor_id, l.product_id, l.liked, l.seq from visitor_like l \
+               join jsonb_to_recordset($1::jsonb) as t(v text, p bigint) \
+               on l.visitor_id = t.v and l.product_id = t.p",
+    sqlite: "select l.visitor_id, l.product_id, l.liked, l.seq from json_each($1) j \
+             join visitor_like l on l.visitor_id = json_extract(j.value, '$.v') \
+             and l.product_id = json_extract(j.value, '$.p')",
+};
+
+const STORE: Sql = Sql {
+    postgres: "insert into visitor_like (visitor_id, product_id, liked, seq) \
+               select v, p, l, s from jsonb_to_recordset($1::jsonb) as t(v text, p bigint, l bigint, s bigint) \
+               on conflict (visitor_id, product_id) do update set liked = excluded.liked, seq = excluded.seq",
+    sqlite: "insert into visitor_like (visitor_id, product_id, liked, seq) \
+             select json_extract(value, '$.v'), json_extract(value, '$.p'), json_extract(value, '$.l'), \
+             json_extract(value, '$.s') from json_each($1) where true \
+             on conflict (visitor_id, product_id) do update set liked = excluded.liked, seq = excluded.seq",
+};
+
+const COUNT: Sql = Sql {
+    postgres: "update product set visitor_likes = t.n \
+               from jsonb_to_recordset($1::jsonb) as t(id bigint, n bigint) where product.id = t.id",
+    sqlite: "update product set visitor_likes = t.n \
+             from (select json_extract(value, '$.id') as id, json_extract(value, '$.n') as n from json_each($1)) as t \
+             where product.id = t.id",
+};
+
+/// A like or unlike waiting for the writer.
+struct Command {
+    visitor: VisitorId,
+    id: ProductId,
+    like: bool,
+    answer: oneshot::Sender<Result<LikeState>>,
+}
+
+/// Records likes in the web database. Cheap to clone; clones share the writer.
 #[derive(Clone)]
 pub struct Likes {
-    pub db: Database,
-    pub relay: RelayWaker,
+    db: Database,
+    commands: mpsc::Sender<Command>,
 }
 
 impl Likes {
+    /// Starts the writer on `db`; it wakes `relay` after each commit and ends once every clone
+    /// is dropped.
+    pub fn start(db: Database, relay: RelayWaker) -> Self {
+        let (commands, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(write(db.clone(), relay, queue));
+        Self { db, commands }
+    }
+
     /// The gallery for `visitor`: every product, and whether they like it.
     pub async fn gallery(&self, visitor: &VisitorId) -> Result<Vec<GalleryItem>> {
         let rows = sqlx::query(
@@ -47,81 +108,321 @@ impl Likes {
 
     /// `visitor` likes `id`. 409 if they already do, 404 for an unknown product.
     pub async fn like(&self, visitor: &VisitorId, id: ProductId) -> Result<LikeState> {
-        let mut tx = self.db.begin_write().await?;
-        ensure_product(&mut tx, id).await?;
-        let seq: Option<i64> = sqlx::query_scalar(
-            "insert into visitor_like (visitor_id, product_id, liked, seq) values ($1, $2, 1, 1) \
-             on conflict (visitor_id, product_id) do update set liked = 1, seq = visitor_like.seq + 1 \
-             where visitor_like.liked = 0 returning seq",
-        )
-        .bind(visitor.as_str())
-        .bind(id.get())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let seq =
-            seq.ok_or_else(|| Error::Conflict("You already like this picture.".to_owned()))?;
-        let state = self
-            .record(&mut tx, LikeEvent::Added(change(visitor, id, seq)))
-            .await?;
-        tx.commit().await?;
-        self.relay.wake();
-        Ok(state)
+        self.change(visitor, id, true).await
     }
 
     /// `visitor` takes back their like of `id`. 409 if they do not like it, 404 for an unknown
     /// product.
     pub async fn unlike(&self, visitor: &VisitorId, id: ProductId) -> Result<LikeState> {
-        let mut tx = self.db.begin_write().await?;
-        ensure_product(&mut tx, id).await?;
-        let seq: Option<i64> = sqlx::query_scalar(
-            "update visitor_like set liked = 0, seq = seq + 1 \
-             where visitor_id = $1 and product_id = $2 and liked = 1 returning seq",
-        )
-        .bind(visitor.as_str())
-        .bind(id.get())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let seq =
-            seq.ok_or_else(|| Error::Conflict("You do not like this picture yet.".to_owned()))?;
-        let state = self
-            .record(&mut tx, LikeEvent::Removed(change(visitor, id, seq)))
+        self.change(visitor, id, false).await
+    }
+
+    /// Hands the change to the writer and waits for its commit.
+    async fn change(&self, visitor: &VisitorId, id: ProductId, like: bool) -> Result<LikeState> {
+        let (answer, answered) = oneshot::channel();
+        let command = Command {
+            visitor: visitor.clone(),
+            id,
+            like,
+            answer,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        answered.await.map_err(|_| Error::Unavailable)?
+    }
+}
+
+/// The writer: takes what is waiting, up to a batch, and commits it in one transaction.
+async fn write(db: Database, relay: RelayWaker, mut queue: mpsc::Receiver<Command>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        match apply(&db, &batch).await {
+            Ok(answers) => {
+                relay.wake();
+                for (command, answer) in batch.drain(..).zip(answers) {
+                    let _ = command.answer.send(answer);
+                }
+            }
+            Err(err) => {
+                let err = Error::from(err);
+                tracing::error!(error = %crate::error::chain(&err), likes = batch.len(), "likes not recorded");
+                let unavailable = err.is_unavailable();
+                for command in batch.drain(..) {
+                    let failed = if unavailable {
+                        Error::Unavailable
+                    } else {
+                        Error::Internal
+                    };
+                    let _ = command.answer.send(Err(failed));
+                }
+            }
+        }
+    }
+}
+
+/// A visitor's like of a product as stored: liked or not, and its change count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Stored {
+    pub liked: bool,
+    pub seq: i64,
+}
+
+/// What a batch decides, in command order: each command's answer, the like rows and counts to
+/// store, and the events to publish.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Decision {
+    pub answers: Vec<Result<LikeState, Refusal>>,
+    pub likes: BTreeMap<(String, i64), Stored>,
+    pub counts: BTreeMap<i64, i64>,
+    pub events: Vec<LikeEvent>,
+}
+
+/// Why one command of a batch changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    UnknownProduct,
+    AlreadyLiked,
+    NotLiked,
+}
+
+/// Applies `commands` in order to the stored likes and counts, as if one at a time.
+pub(crate) fn decide(
+    commands: &[(VisitorId, ProductId, bool)],
+    mut counts: BTreeMap<i64, i64>,
+    stored: HashMap<(String, i64), Stored>,
+) -> Decision {
+    let mut decision = Decision::default();
+    let mut likes = stored;
+    for (visitor, id, like) in commands {
+        let Some(count) = counts.get_mut(&id.get()) else {
+            decision.answers.push(Err(Refusal::UnknownProduct));
+            continue;
+        };
+        let key = (visitor.as_str().to_owned(), id.get());
+        let before = likes.get(&key).copied().unwrap_or_default();
+        if before.liked == *like {
+            let refusal = if *like {
+                Refusal::AlreadyLiked
+            } else {
+                Refusal::NotLiked
+            };
+            decision.answers.push(Err(refusal));
+            continue;
+        }
+        let after = Stored {
+            liked: *like,
+            seq: before.seq + 1,
+        };
+        *count += if *like { 1 } else { -1 };
+        likes.insert(key.clone(), after);
+        decision.likes.insert(key, after);
+        decision.counts.insert(id.get(), *count);
+        let change = LikeChange {
+            product_id: *id,
+            visitor_id: visitor.clone(),
+            seq: after.seq,
+        };
+        decision.events.push(if *like {
+            LikeEvent::Added(change)
+        } else {
+            LikeEvent::Removed(change)
+        });
+        decision.answers.push(Ok(LikeState {
+            id: *id,
+            likes: *count,
+            liked: *like,
+        }));
+    }
+    decision
+}
+
+/// Commits `batch`; returns each command's answer, in order.
+async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>>, sqlx::Error> {
+    let commands: Vec<(VisitorId, ProductId, bool)> = batch
+        .iter()
+        .map(|command| (command.visitor.clone(), command.id, command.like))
+        .collect();
+    let mut products: Vec<i64> = commands.iter().map(|(_, id, _)| id.get()).collect();
+    products.sort_unstable();
+    products.dedup();
+
+    let mut tx = db.begin_write().await?;
+    let mut counts = BTreeMap::new();
+    for row in sqlx::query(db.sql(&LOCK_PRODUCTS))
+        .bind(serde_json::to_string(&products).expect("ids serialise"))
+        .fetch_all(&mut *tx)
+        .await?
+    {
+        counts.insert(row.try_get::<i64, _>("id")?, row.try_get("visitor_likes")?);
+    }
+    let pairs: Vec<serde_json::Value> = commands
+        .iter()
+        .filter(|(_, id, _)| counts.contains_key(&id.get()))
+        .map(|(visitor, id, _)| serde_json::json!({"v": visitor.as_str(), "p": id.get()}))
+        .collect();
+    let mut stored = HashMap::with_capacity(pairs.len());
+    if !pairs.is_empty() {
+        for row in sqlx::query(db.sql(&CURRENT))
+            .bind(serde_json::Value::Array(pairs).to_string())
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            stored.insert(
+                (row.try_get("visitor_id")?, row.try_get("product_id")?),
+                Stored {
+                    liked: row.try_get::<i64, _>("liked")? == 1,
+                    seq: row.try_get("seq")?,
+                },
+            );
+        }
+    }
+    let decision = decide(&commands, counts, stored);
+    if !decision.events.is_empty() {
+        let likes: Vec<serde_json::Value> = decision
+            .likes
+            .iter()
+            .map(|((visitor, id), like)| {
+                serde_json::json!({"v": visitor, "p": id, "l": i64::from(like.liked), "s": like.seq})
+            })
+            .collect();
+        sqlx::query(db.sql(&STORE))
+            .bind(serde_json::Value::Array(likes).to_string())
+            .execute(&mut *tx)
             .await?;
+        let counts: Vec<serde_json::Value> = decision
+            .counts
+            .iter()
+            .map(|(id, count)| serde_json::json!({"id": id, "n": count}))
+            .collect();
+        sqlx::query(db.sql(&COUNT))
+            .bind(serde_json::Value::Array(counts).to_string())
+            .execute(&mut *tx)
+            .await?;
+        let envelopes: Vec<Envelope<LikeEvent>> =
+            decision.events.into_iter().map(Envelope::new).collect();
+        outbox::enqueue_all(&mut tx, &envelopes).await?;
         tx.commit().await?;
-        self.relay.wake();
-        Ok(state)
+        for envelope in &envelopes {
+            let change = envelope.event.change();
+            tracing::info!(event_id = %envelope.id, product_id = %change.product_id, liked = envelope.event.liked(), "like recorded");
+            let action = if envelope.event.liked() {
+                "like"
+            } else {
+                "unlike"
+            };
+            metrics::counter!("live_gallery_likes_total", "action" => action).increment(1);
+        }
     }
-
-    /// Queues the event and answers with the count of visitors liking the product now.
-    async fn record(&self, tx: &mut AnyConnection, event: LikeEvent) -> Result<LikeState> {
-        let id = event.change().product_id;
-        let liked = event.liked();
-        let envelope = Envelope::new(event);
-        outbox::enqueue(&mut *tx, &envelope).await?;
-        tracing::info!(event_id = %envelope.id, product_id = %id, liked, "like recorded");
-        metrics::counter!("live_gallery_likes_total", "action" => if liked { "like" } else { "unlike" }).increment(1);
-        let likes: i64 = sqlx::query_scalar(
-            "select count(*) from visitor_like where product_id = $1 and liked = 1",
-        )
-        .bind(id.get())
-        .fetch_one(&mut *tx)
-        .await?;
-        Ok(LikeState { id, likes, liked })
-    }
+    Ok(decision
+        .answers
+        .into_iter()
+        .map(|answer| {
+            answer.map_err(|refusal| match refusal {
+                Refusal::UnknownProduct => Error::NotFound,
+                Refusal::AlreadyLiked => {
+                    Error::Conflict("You already like this picture.".to_owned())
+                }
+                Refusal::NotLiked => {
+                    Error::Conflict("You do not like this picture yet.".to_owned())
+                }
+            })
+        })
+        .collect())
 }
 
-fn change(visitor: &VisitorId, product_id: ProductId, seq: i64) -> LikeChange {
-    LikeChange {
-        product_id,
-        visitor_id: visitor.clone(),
-        seq,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-async fn ensure_product(conn: &mut AnyConnection, id: ProductId) -> Result<()> {
-    let known: Option<i64> =
-        sqlx::query_scalar("select id from product where id = $1 and deleted = 0")
-            .bind(id.get())
-            .fetch_optional(conn)
-            .await?;
-    known.map(drop).ok_or(Error::NotFound)
+    fn visitor(n: u8) -> VisitorId {
+        VisitorId::parse(&format!("{n:08}-1111-4111-8111-111111111111")).unwrap()
+    }
+
+    fn id(n: i64) -> ProductId {
+        ProductId::from_stored(n)
+    }
+
+    #[test]
+    fn commands_apply_in_order_as_if_one_at_a_time() {
+        let commands = vec![
+            (visitor(1), id(7), true),
+            (visitor(2), id(7), true),
+            (visitor(1), id(7), true),
+            (visitor(1), id(7), false),
+            (visitor(1), id(9), true),
+        ];
+        let decision = decide(&commands, BTreeMap::from([(7, 4)]), HashMap::new());
+        let likes: Vec<_> = decision
+            .answers
+            .iter()
+            .map(|answer| answer.map(|state| state.likes))
+            .collect();
+        assert_eq!(
+            likes,
+            vec![
+                Ok(5),
+                Ok(6),
+                Err(Refusal::AlreadyLiked),
+                Ok(5),
+                Err(Refusal::UnknownProduct)
+            ]
+        );
+        assert_eq!(decision.counts, BTreeMap::from([(7, 5)]));
+        let first = (visitor(1).as_str().to_owned(), 7);
+        assert_eq!(
+            decision.likes[&first],
+            Stored {
+                liked: false,
+                seq: 2
+            },
+            "the like and its undoing both count as changes"
+        );
+        assert_eq!(decision.events.len(), 3);
+    }
+
+    #[test]
+    fn a_stored_like_continues_its_sequence() {
+        let key = (visitor(3).as_str().to_owned(), 7);
+        let stored = HashMap::from([(
+            key.clone(),
+            Stored {
+                liked: true,
+                seq: 4,
+            },
+        )]);
+        let decision = decide(
+            &[(visitor(3), id(7), false)],
+            BTreeMap::from([(7, 1)]),
+            stored,
+        );
+        assert_eq!(
+            decision.likes[&key],
+            Stored {
+                liked: false,
+                seq: 5
+            }
+        );
+        assert_eq!(decision.counts[&7], 0);
+        assert_eq!(
+            decision.events,
+            vec![LikeEvent::Removed(LikeChange {
+                product_id: id(7),
+                visitor_id: visitor(3),
+                seq: 5
+            })]
+        );
+    }
+
+    #[test]
+    fn taking_back_a_like_never_made_is_refused() {
+        let decision = decide(
+            &[(visitor(4), id(7), false)],
+            BTreeMap::from([(7, 0)]),
+            HashMap::new(),
+        );
+        assert_eq!(decision.answers, vec![Err(Refusal::NotLiked)]);
+        assert!(decision.events.is_empty());
+    }
 }

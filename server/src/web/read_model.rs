@@ -5,43 +5,73 @@
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
-use crate::db::{first_time, Database};
-use crate::events::{CatalogEvent, ProductSnapshot, ResyncEvent};
-use app::domain::ProductId;
-use sqlx::AnyConnection;
+use crate::db::{Database, Sql};
+use crate::events::{CatalogEvent, ResyncEvent};
+use std::collections::BTreeMap;
 
-async fn upsert(conn: &mut AnyConnection, product: &ProductSnapshot) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into product (id, title, image, likes, version, deleted) values ($1, $2, $3, $4, $5, 0) \
-         on conflict (id) do update set title = excluded.title, image = excluded.image, \
-         likes = excluded.likes, version = excluded.version \
-         where product.version < excluded.version",
-    )
-    .bind(product.id.get())
-    .bind(product.title.as_str())
-    .bind(product.image.as_str())
-    .bind(product.likes)
-    .bind(product.version)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// Upserts a batch of products, each only over an older version. A deletion (`x` = 1) keeps the
+/// row as a tombstone with its version and is never undone.
+const APPLY: Sql = Sql {
+    postgres: "insert into product (id, title, image, likes, version, deleted) \
+               select id, t, i, l, v, x from jsonb_to_recordset($1::jsonb) \
+               as r(id bigint, t text, i text, l bigint, v bigint, x bigint) \
+               on conflict (id) do update set \
+               title = case when excluded.deleted = 1 then product.title else excluded.title end, \
+               image = case when excluded.deleted = 1 then product.image else excluded.image end, \
+               likes = case when excluded.deleted = 1 then product.likes else excluded.likes end, \
+               version = excluded.version, \
+               deleted = case when excluded.deleted = 1 then 1 else product.deleted end \
+               where product.version < excluded.version",
+    sqlite: "insert into product (id, title, image, likes, version, deleted) \
+             select json_extract(value, '$.id'), json_extract(value, '$.t'), json_extract(value, '$.i'), \
+             json_extract(value, '$.l'), json_extract(value, '$.v'), json_extract(value, '$.x') \
+             from json_each($1) where true \
+             on conflict (id) do update set \
+             title = case when excluded.deleted = 1 then product.title else excluded.title end, \
+             image = case when excluded.deleted = 1 then product.image else excluded.image end, \
+             likes = case when excluded.deleted = 1 then product.likes else excluded.likes end, \
+             version = excluded.version, \
+             deleted = case when excluded.deleted = 1 then 1 else product.deleted end \
+             where product.version < excluded.version",
+};
+
+/// The product id and version an event is about.
+fn key(event: &CatalogEvent) -> (i64, i64) {
+    match event {
+        CatalogEvent::ProductCreated(p)
+        | CatalogEvent::ProductUpdated(p)
+        | CatalogEvent::LikesChanged(p) => (p.id.get(), p.version),
+        CatalogEvent::ProductDeleted { id, version } => (id.get(), *version),
+    }
 }
 
-async fn tombstone(
-    conn: &mut AnyConnection,
-    id: ProductId,
-    version: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into product (id, title, image, likes, version, deleted) values ($1, '', '', 0, $2, 1) \
-         on conflict (id) do update set deleted = 1, version = excluded.version \
-         where product.version < excluded.version",
-    )
-    .bind(id.get())
-    .bind(version)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The newest event of each product in `events`, by product id (the order rows are locked in).
+fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, CatalogEvent> {
+    let mut newest: BTreeMap<i64, CatalogEvent> = BTreeMap::new();
+    for event in events {
+        let (id, version) = key(&event);
+        match newest.get(&id) {
+            Some(kept) if key(kept).1 >= version => {}
+            _ => {
+                newest.insert(id, event);
+            }
+        }
+    }
+    newest
+}
+
+fn row(event: &CatalogEvent) -> serde_json::Value {
+    match event {
+        CatalogEvent::ProductCreated(p)
+        | CatalogEvent::ProductUpdated(p)
+        | CatalogEvent::LikesChanged(p) => serde_json::json!({
+            "id": p.id.get(), "t": p.title.as_str(), "i": p.image.as_str(),
+            "l": p.likes, "v": p.version, "x": 0,
+        }),
+        CatalogEvent::ProductDeleted { id, version } => serde_json::json!({
+            "id": id.get(), "t": "", "i": "", "l": 0, "v": version, "x": 1,
+        }),
+    }
 }
 
 /// Asks the catalog for every product when the read model has never held one (a fresh
@@ -64,7 +94,9 @@ pub async fn request_resync_if_empty(
     Ok(true)
 }
 
-/// Applies catalog events to the read model, each in one transaction with its dedupe record.
+/// Applies catalog events to the read model, a batch per transaction: the newest event of each
+/// product, over an older version only. That makes repeats and reordering harmless without a
+/// record of applied events.
 pub struct ReadModelHandler {
     pub db: Database,
     /// This instance's browsers hear of every change applied here, including changes made
@@ -75,24 +107,60 @@ pub struct ReadModelHandler {
 impl Handler for ReadModelHandler {
     type Event = CatalogEvent;
     const NAME: &'static str = "read_model";
+    const BATCH: usize = 1000;
 
-    #[tracing::instrument(name = "apply_catalog_event", skip_all, fields(event_id = %envelope.id))]
     async fn handle(&self, envelope: Envelope<CatalogEvent>) -> Result<(), HandleError> {
+        self.handle_batch(vec![envelope]).await
+    }
+
+    #[tracing::instrument(name = "apply_catalog_events", skip_all, fields(events = batch.len()))]
+    async fn handle_batch(&self, batch: Vec<Envelope<CatalogEvent>>) -> Result<(), HandleError> {
+        let newest = newest_per_product(batch.into_iter().map(|e| e.event).collect());
+        let rows: Vec<serde_json::Value> = newest.values().map(row).collect();
         let mut tx = self.db.begin_write().await?;
-        if !first_time(&mut tx, &envelope.id.to_string()).await? {
-            tracing::debug!("already applied");
-            return Ok(());
-        }
-        match &envelope.event {
-            CatalogEvent::ProductCreated(product)
-            | CatalogEvent::ProductUpdated(product)
-            | CatalogEvent::LikesChanged(product) => upsert(&mut tx, product).await?,
-            CatalogEvent::ProductDeleted { id, version } => {
-                tombstone(&mut tx, *id, *version).await?
-            }
-        }
+        sqlx::query(self.db.sql(&APPLY))
+            .bind(serde_json::Value::Array(rows).to_string())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        self.live.applied_to_read_model(envelope.event);
+        for event in newest.into_values() {
+            self.live.applied_to_read_model(event);
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::ProductSnapshot;
+    use app::domain::{ImageUrl, ProductId, ProductTitle};
+
+    fn updated(id: i64, title: &str, version: i64) -> CatalogEvent {
+        CatalogEvent::ProductUpdated(ProductSnapshot {
+            id: ProductId::from_stored(id),
+            title: ProductTitle::parse(title).unwrap(),
+            image: ImageUrl::parse("https://example.com/x.jpg").unwrap(),
+            likes: 0,
+            version,
+        })
+    }
+
+    #[test]
+    fn a_batch_keeps_the_newest_event_of_each_product_whatever_the_order() {
+        let deleted = CatalogEvent::ProductDeleted {
+            id: ProductId::from_stored(2),
+            version: 4,
+        };
+        let newest = newest_per_product(vec![
+            updated(1, "Second", 2),
+            updated(2, "Gone", 3),
+            updated(1, "First", 1),
+            deleted.clone(),
+            updated(1, "Second", 2),
+        ]);
+        assert_eq!(newest.len(), 2);
+        assert_eq!(newest[&1], updated(1, "Second", 2));
+        assert_eq!(newest[&2], deleted);
     }
 }

@@ -43,7 +43,7 @@ impl VisitorKeys {
         );
         sqlx::query("insert into web_setting (name, value) values ('visitor_cookie_key', $1) on conflict (name) do nothing")
             .bind(fresh)
-            .execute(db.pool())
+            .execute(db.writer())
             .await?;
         let key: String =
             sqlx::query_scalar("select value from web_setting where name = 'visitor_cookie_key'")

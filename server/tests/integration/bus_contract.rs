@@ -285,6 +285,99 @@ async fn the_consumer_loop_dead_letters_bad_messages_and_keeps_going(bus: Bus) {
         .expect("the consumer does not panic");
 }
 
+/// Applies batches of samples all or nothing: a batch with a negative `n` is refused whole.
+struct BatchRecorder(mpsc::UnboundedSender<Vec<i64>>);
+
+impl Handler for BatchRecorder {
+    type Event = Sample;
+    const NAME: &'static str = "batch_recorder";
+    const BATCH: usize = 100;
+
+    async fn handle(&self, envelope: Envelope<Sample>) -> Result<(), HandleError> {
+        self.handle_batch(vec![envelope]).await
+    }
+
+    async fn handle_batch(&self, batch: Vec<Envelope<Sample>>) -> Result<(), HandleError> {
+        let ns: Vec<i64> = batch
+            .into_iter()
+            .map(|envelope| {
+                let Sample::Created { n } = envelope.event;
+                n
+            })
+            .collect();
+        if let Some(n) = ns.iter().find(|n| **n < 0) {
+            return Err(HandleError::Poison(format!("negative n: {n}")));
+        }
+        self.0.send(ns).expect("the test is listening");
+        Ok(())
+    }
+}
+
+async fn a_batching_consumer_applies_each_message_once_and_dead_letters_only_the_poison(bus: Bus) {
+    let spec = spec(50);
+    let subscription = bus.subscribe(&spec).await.expect("subscribe");
+    let mut dead_letters = bus
+        .subscribe(&spec.dead_letters())
+        .await
+        .expect("subscribe dead letters");
+    let sent: Vec<i64> = (0..200).map(|n| if n == 77 { -1 } else { n }).collect();
+    let mut publishing = Some(publish_in_background(
+        &bus,
+        &spec.exchange,
+        sent.iter().map(|n| sample(*n)).collect(),
+    ));
+    if matches!(bus, Bus::Amqp(_)) {
+        // RabbitMQ confirms once queued: let the backlog build before the consumer starts.
+        confirmed(publishing.take().expect("publishing")).await;
+    }
+    let (applied, mut applied_rx) = mpsc::unbounded_channel();
+    let (stop, shutdown) = server::shutdown::channel();
+    let consuming = tokio::spawn(consumer::run(
+        subscription,
+        BatchRecorder(applied),
+        shutdown,
+        1,
+    ));
+
+    let mut batches = Vec::new();
+    let mut seen: Vec<i64> = Vec::new();
+    while seen.len() < 199 {
+        let batch = tokio::time::timeout(WAIT, applied_rx.recv())
+            .await
+            .expect("applied in time")
+            .expect("the consumer runs");
+        seen.extend(&batch);
+        batches.push(batch.len());
+    }
+    if let Some(publishing) = publishing {
+        // The in-process bus confirms once the consumer settled every message.
+        confirmed(publishing).await;
+    }
+    seen.sort_unstable();
+    let mut want: Vec<i64> = sent.iter().copied().filter(|n| *n >= 0).collect();
+    want.sort_unstable();
+    assert_eq!(seen, want, "every good message applied exactly once");
+    assert!(
+        batches.len() < 199,
+        "messages that were ready went in batches: {batches:?}"
+    );
+    let dead = next(&mut dead_letters).await;
+    assert_eq!(
+        dead.headers.get(DEAD_LETTER_REASON).map(String::as_str),
+        Some("negative n: -1")
+    );
+    dead.ack().await.expect("ack");
+    assert_quiet(&mut dead_letters).await;
+    let extra = tokio::time::timeout(QUIET, applied_rx.recv()).await;
+    assert!(extra.is_err(), "nothing applied twice: {extra:?}");
+
+    stop.trigger();
+    tokio::time::timeout(WAIT, consuming)
+        .await
+        .expect("the consumer stops on shutdown")
+        .expect("the consumer does not panic");
+}
+
 /// Runs each contract test against both buses.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -313,4 +406,5 @@ contract!(
     prefetch_caps_unacknowledged_deliveries,
     a_dead_lettered_message_keeps_its_body_and_reason,
     the_consumer_loop_dead_letters_bad_messages_and_keeps_going,
+    a_batching_consumer_applies_each_message_once_and_dead_letters_only_the_poison,
 );

@@ -147,6 +147,9 @@ pub struct TestApp {
     pub namespace: String,
     /// The web role's live hub, to push messages in hub tests.
     pub live: Option<Arc<LiveHub>>,
+    /// The databases the app runs on.
+    pub catalog_database: String,
+    pub web_database: String,
     trigger: ShutdownTrigger,
     server: Option<JoinHandle<()>>,
     _sqlite: SqliteDir,
@@ -227,6 +230,8 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         admin_token,
         namespace,
         live,
+        catalog_database: catalog_db,
+        web_database: web_db,
         trigger,
         server: Some(server),
         _sqlite: sqlite,
@@ -366,6 +371,27 @@ impl TestApp {
             .collect()
     }
 
+    /// Every stored like counter that differs from a recount of the visitors liking the
+    /// product: the catalog's count, the web service's own count and the read model's copy of
+    /// the catalog's. Empty once everything has settled.
+    pub async fn miscounted(&self) -> Vec<String> {
+        let mut wrong = miscounted(
+            &self.catalog_database,
+            "select p.id, p.likes as stored, (select count(*) from product_like l \
+             where l.product_id = p.id and l.liked = 1) as recount from product p",
+            "catalog",
+        )
+        .await;
+        for (column, what) in [("visitor_likes", "web"), ("likes", "read model")] {
+            let sql = format!(
+                "select p.id, p.{column} as stored, (select count(*) from visitor_like v \
+                 where v.product_id = p.id and v.liked = 1) as recount from product p where p.deleted = 0"
+            );
+            wrong.extend(miscounted(&self.web_database, &sql, what).await);
+        }
+        wrong
+    }
+
     /// Calls the `sign_in` server function as a plain form post (no JavaScript).
     pub async fn sign_in(&self, token: &str) -> reqwest::Response {
         self.client
@@ -405,6 +431,30 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.trigger.trigger();
     }
+}
+
+/// Rows of `sql` (id, stored, recount) whose stored count is not the recount, described.
+async fn miscounted(url: &str, sql: &str, what: &str) -> Vec<String> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("the test reaches the app's database");
+    let rows = sqlx::query(sql)
+        .fetch_all(&pool)
+        .await
+        .expect("the recount runs");
+    pool.close().await;
+    rows.iter()
+        .filter_map(|row| {
+            let (id, stored, recount): (i64, i64, i64) =
+                (row.get("id"), row.get("stored"), row.get("recount"));
+            (stored != recount)
+                .then(|| format!("{what}: product {id} stores {stored}, recount {recount}"))
+        })
+        .collect()
 }
 
 /// A WebSocket client of `/ws`.

@@ -260,6 +260,7 @@ async fn counts_stay_exact_under_concurrent_likes(app: TestApp) {
         seen == expected
     })
     .await;
+    assert_eq!(app.miscounted().await, Vec::<String>::new());
     app.stop().await;
 }
 
