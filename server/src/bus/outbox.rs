@@ -37,9 +37,10 @@ const TAKE: Sql = Sql {
     sqlite: "select id, event_id, routing_key, payload from outbox order by id limit $1",
 };
 
+/// Deletes the rows of a round by primary key (`= any` keeps PostgreSQL on the index rather
+/// than hashing a scan of the table and its dead rows).
 const DELETE: Sql = Sql {
-    postgres: "delete from outbox where id in \
-               (select value::bigint from jsonb_array_elements_text($1::jsonb))",
+    postgres: "delete from outbox where id = any(cast($1 as text)::bigint[])",
     sqlite: "delete from outbox where id in (select value from json_each($1))",
 };
 
@@ -196,9 +197,13 @@ impl Relay {
         }
         // Delete exactly what was published: a transaction that commits late may have added a
         // row with a lower id in the meantime, and it must stay.
-        let ids = serde_json::to_string(&ids).expect("ids serialise");
         match self.db.engine() {
             Engine::Postgres => {
+                // An array literal, `{1,2,3}`.
+                let ids = format!(
+                    "{{{}}}",
+                    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+                );
                 sqlx::query(self.db.sql(&DELETE))
                     .bind(ids)
                     .execute(&mut *tx)
@@ -208,7 +213,7 @@ impl Relay {
             Engine::Sqlite => {
                 tx.rollback().await?;
                 sqlx::query(self.db.sql(&DELETE))
-                    .bind(ids)
+                    .bind(serde_json::to_string(&ids).expect("ids serialise"))
                     .execute(self.db.writer())
                     .await?;
             }

@@ -22,9 +22,11 @@ const LOCK_PRODUCTS: Sql = Sql {
 
 /// What the catalog knows of each (product, visitor) pair of a batch.
 const CURRENT: Sql = Sql {
-    postgres: "select l.product_id, l.visitor_id, l.liked, l.seq from product_like l \
-               join jsonb_to_recordset($1::jsonb) as t(p bigint, v text) \
-               on l.product_id = t.p and l.visitor_id = t.v",
+    // Lateral: one primary-key lookup per pair, never a scan of every like.
+    postgres: "select l.product_id, l.visitor_id, l.liked, l.seq \
+               from jsonb_to_recordset($1::jsonb) as t(p bigint, v text), lateral \
+               (select product_id, visitor_id, liked, seq from product_like \
+               where product_id = t.p and visitor_id = t.v limit 1) as l",
     sqlite: "select l.product_id, l.visitor_id, l.liked, l.seq from json_each($1) j \
              join product_like l on l.product_id = json_extract(j.value, '$.p') \
              and l.visitor_id = json_extract(j.value, '$.v')",

@@ -29,9 +29,11 @@ const LOCK_PRODUCTS: Sql = Sql {
 };
 
 const CURRENT: Sql = Sql {
-    postgres: "select l.visitor_id, l.product_id, l.liked, l.seq from visitor_like l \
-               join jsonb_to_recordset($1::jsonb) as t(v text, p bigint) \
-               on l.visitor_id = t.v and l.product_id = t.p",
+    // Lateral: one primary-key lookup per pair, never a scan of every like.
+    postgres: "select l.visitor_id, l.product_id, l.liked, l.seq \
+               from jsonb_to_recordset($1::jsonb) as t(v text, p bigint), lateral \
+               (select visitor_id, product_id, liked, seq from visitor_like \
+               where visitor_id = t.v and product_id = t.p limit 1) as l",
     sqlite: "select l.visitor_id, l.product_id, l.liked, l.seq from json_each($1) j \
              join visitor_like l on l.visitor_id = json_extract(j.value, '$.v') \
              and l.product_id = json_extract(j.value, '$.p')",

@@ -15,5 +15,6 @@ mod probes;
 mod process;
 mod processes;
 mod read_model;
+mod returns;
 mod security;
 mod storm;
