@@ -113,8 +113,9 @@ pub struct Config {
     #[arg(long, env = "BUS_NAMESPACE", default_value = "live-gallery")]
     pub bus_namespace: String,
 
-    /// How many unacknowledged messages a consumer may hold.
-    #[arg(long, env = "BUS_PREFETCH", default_value_t = 100)]
+    /// How many unacknowledged messages a consumer may hold; also the largest batch a batching
+    /// consumer (catalog likes, web read model) applies in one transaction.
+    #[arg(long, env = "BUS_PREFETCH", default_value_t = 500)]
     pub bus_prefetch: u16,
 
     /// Longest wait for a broker operation (connect, publish confirm) before it counts as failed.

@@ -116,6 +116,7 @@ impl Handler for LikesHandler {
     async fn handle_batch(&self, batch: Vec<Envelope<LikeEvent>>) -> Result<(), HandleError> {
         let mut newest: BTreeMap<Pair, Newest> = BTreeMap::new();
         for envelope in &batch {
+            tracing::debug!(event_id = %envelope.id, "like event");
             let change = envelope.event.change();
             let pair = (
                 change.product_id.get(),

@@ -306,9 +306,12 @@ async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>
             decision.events.into_iter().map(Envelope::new).collect();
         outbox::enqueue_all(&mut tx, &envelopes).await?;
         tx.commit().await?;
+        // One line per commit at info, one per like at debug: a log write per like would cost
+        // as much as the like itself under load.
+        tracing::info!(likes = envelopes.len(), "likes recorded");
         for envelope in &envelopes {
             let change = envelope.event.change();
-            tracing::info!(event_id = %envelope.id, product_id = %change.product_id, liked = envelope.event.liked(), "like recorded");
+            tracing::debug!(event_id = %envelope.id, product_id = %change.product_id, liked = envelope.event.liked(), "like recorded");
             let action = if envelope.event.liked() {
                 "like"
             } else {

@@ -371,25 +371,9 @@ impl TestApp {
             .collect()
     }
 
-    /// Every stored like counter that differs from a recount of the visitors liking the
-    /// product: the catalog's count, the web service's own count and the read model's copy of
-    /// the catalog's. Empty once everything has settled.
+    /// Every stored like counter of this app that differs from a recount (see `miscounted`).
     pub async fn miscounted(&self) -> Vec<String> {
-        let mut wrong = miscounted(
-            &self.catalog_database,
-            "select p.id, p.likes as stored, (select count(*) from product_like l \
-             where l.product_id = p.id and l.liked = 1) as recount from product p",
-            "catalog",
-        )
-        .await;
-        for (column, what) in [("visitor_likes", "web"), ("likes", "read model")] {
-            let sql = format!(
-                "select p.id, p.{column} as stored, (select count(*) from visitor_like v \
-                 where v.product_id = p.id and v.liked = 1) as recount from product p where p.deleted = 0"
-            );
-            wrong.extend(miscounted(&self.web_database, &sql, what).await);
-        }
-        wrong
+        miscounted(&self.catalog_database, &self.web_database).await
     }
 
     /// Calls the `sign_in` server function as a plain form post (no JavaScript).
@@ -433,8 +417,29 @@ impl Drop for TestApp {
     }
 }
 
+/// Every stored like counter that differs from a recount of the visitors liking the product:
+/// the catalog's count, the web service's own count and the read model's copy of the catalog's.
+/// Empty once everything has settled.
+pub async fn miscounted(catalog_database: &str, web_database: &str) -> Vec<String> {
+    let mut wrong = recount(
+        catalog_database,
+        "select p.id, p.likes as stored, (select count(*) from product_like l \
+         where l.product_id = p.id and l.liked = 1) as recount from product p",
+        "catalog",
+    )
+    .await;
+    for (column, what) in [("visitor_likes", "web"), ("likes", "read model")] {
+        let sql = format!(
+            "select p.id, p.{column} as stored, (select count(*) from visitor_like v \
+             where v.product_id = p.id and v.liked = 1) as recount from product p where p.deleted = 0"
+        );
+        wrong.extend(recount(web_database, &sql, what).await);
+    }
+    wrong
+}
+
 /// Rows of `sql` (id, stored, recount) whose stored count is not the recount, described.
-async fn miscounted(url: &str, sql: &str, what: &str) -> Vec<String> {
+async fn recount(url: &str, sql: &str, what: &str) -> Vec<String> {
     use sqlx::Row;
     sqlx::any::install_default_drivers();
     let pool = sqlx::any::AnyPoolOptions::new()

@@ -181,6 +181,9 @@ pub struct Deployment {
     pub admin_token: String,
     /// Database names, for tests that take PostgreSQL away.
     pub databases: Vec<String>,
+    /// The catalog's and the web instances' database URLs.
+    pub catalog_database: String,
+    pub web_database: String,
     /// Holds the processes' logs; removed last.
     _dir: SqliteDir,
 }
@@ -230,6 +233,8 @@ impl Deployment {
             webs: instances,
             admin_token,
             databases: vec![name(&catalog_db), name(&web_db)],
+            catalog_database: catalog_db,
+            web_database: web_db,
             _dir: dir,
         }
     }

@@ -123,5 +123,9 @@ impl Storm {
         for watch in self.watches.iter().flatten() {
             watch.wait_for(&want).await;
         }
+        let miscounted =
+            crate::helpers::miscounted(&deployment.catalog_database, &deployment.web_database)
+                .await;
+        assert_eq!(miscounted, Vec::<String>::new(), "every counter recounts");
     }
 }

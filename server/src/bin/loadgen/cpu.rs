@@ -63,24 +63,43 @@ pub fn sample(web: &[u32], catalog: Option<u32>) -> Sample {
     }
 }
 
-/// Cores used on average between two samples, in total and by part ("web 1.2, …").
-pub fn cores_between(before: &Sample, after: &Sample) -> (f64, String) {
+/// CPU seconds each part used between two samples, largest first, and the wall-clock seconds.
+fn used_between(before: &Sample, after: &Sample) -> (Vec<(&'static str, f64)>, f64) {
     let seconds = after.at.duration_since(before.at).as_secs_f64().max(1e-3);
-    let mut parts: Vec<(&str, f64)> = after
+    let mut parts: Vec<(&'static str, f64)> = after
         .ticks
         .iter()
         .map(|(part, ticks)| {
             let used = ticks.saturating_sub(before.ticks.get(part).copied().unwrap_or(0));
-            (*part, used as f64 / TICKS_PER_SECOND / seconds)
+            (*part, used as f64 / TICKS_PER_SECOND)
         })
-        .filter(|(_, cores)| *cores > 0.0)
+        .filter(|(_, used)| *used > 0.0)
         .collect();
     parts.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let total = parts.iter().map(|(_, cores)| cores).sum();
+    (parts, seconds)
+}
+
+/// In total and by part, `per(cpu seconds)` formatted with `unit`'s precision.
+fn summed(parts: &[(&str, f64)], per: impl Fn(f64) -> f64, decimals: usize) -> (f64, String) {
+    let total = parts.iter().map(|(_, used)| per(*used)).sum();
     let breakdown = parts
         .iter()
-        .map(|(part, cores)| format!("{part} {cores:.2}"))
+        .map(|(part, used)| format!("{part} {:.*}", decimals, per(*used)))
         .collect::<Vec<_>>()
         .join(", ");
     (total, breakdown)
+}
+
+/// Cores used on average between two samples, in total and by part ("web 1.2, …").
+pub fn cores_between(before: &Sample, after: &Sample) -> (f64, String) {
+    let (parts, seconds) = used_between(before, after);
+    summed(&parts, |used| used / seconds, 2)
+}
+
+/// CPU microseconds per operation between two samples, `operations` of them, in total and by
+/// part ("postgres 120, web 90, …").
+pub fn micros_per_operation(before: &Sample, after: &Sample, operations: u64) -> (f64, String) {
+    let (parts, _) = used_between(before, after);
+    let operations = operations.max(1) as f64;
+    summed(&parts, |used| used * 1e6 / operations, 0)
 }

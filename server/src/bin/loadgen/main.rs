@@ -140,7 +140,12 @@ impl Figure {
 
 /// The CPU used between `before` and now, by part, as a figure without a target.
 fn cpu_figure(scenario: &str, cluster: &Cluster, before: &cpu::Sample) -> Figure {
-    let (total, breakdown) = cpu::cores_between(before, &cluster.cpu_sample());
+    cores_figure(scenario, before, &cluster.cpu_sample())
+}
+
+/// The CPU used between two samples, by part, as a figure without a target.
+fn cores_figure(scenario: &str, before: &cpu::Sample, after: &cpu::Sample) -> Figure {
+    let (total, breakdown) = cpu::cores_between(before, after);
     figure(scenario, "CPU in use (of 2 cores)", total, "cores").checked(true, breakdown)
 }
 
@@ -400,7 +405,9 @@ async fn storm(
         &views,
     )
     .await;
-    let storm_cpu = cpu_figure(scenario, cluster, &before);
+    let after = cluster.cpu_sample();
+    let storm_cpu = cores_figure(scenario, &before, &after);
+    let (per_like, per_part) = cpu::micros_per_operation(&before, &after, result.answered);
     let e2e = result.settled_elapsed.map_or(0.0, |elapsed| {
         result.answered as f64 / elapsed.as_secs_f64()
     });
@@ -427,8 +434,17 @@ async fn storm(
             result.answered as f64 / result.http_elapsed.as_secs_f64(),
             "likes/s",
         )
+        .checked(ok, check.clone()),
+        figure(
+            scenario,
+            "HTTP answer p99 (like or unlike)",
+            ms(traffic::quantile(&result.latencies, 0.99)),
+            "ms",
+        )
+        .target(Goal::AtMost, 25.0)
         .checked(ok, check),
         storm_cpu,
+        figure(scenario, "CPU per like (all parts)", per_like, "µs").checked(true, per_part),
     ];
 
     if let Some((watches, probes, clicks)) = live {

@@ -133,6 +133,8 @@ pub struct StormResult {
     pub http_elapsed: Duration,
     /// From the first request until every view showed the exact counts.
     pub settled_elapsed: Option<Duration>,
+    /// How long each like or unlike answered 200 took, sorted.
+    pub latencies: Vec<Duration>,
     /// The counts the storm must end with.
     pub want: BTreeMap<i64, i64>,
 }
@@ -153,7 +155,7 @@ pub async fn like_storm(
     let errors = AtomicU64::new(0);
     let started = Instant::now();
     let deadline = started + duration;
-    let deltas: Vec<BTreeMap<i64, i64>> = stream::iter(0..concurrency)
+    let per_worker: Vec<(BTreeMap<i64, i64>, Vec<Duration>)> = stream::iter(0..concurrency)
         .map(|worker| {
             let (client, answered, errors) = (&client, &answered, &errors);
             async move {
@@ -161,6 +163,7 @@ pub async fn like_storm(
                     visitors.iter().skip(worker).step_by(concurrency).collect();
                 let mut liked: std::collections::HashSet<(usize, i64)> = Default::default();
                 let mut delta: BTreeMap<i64, i64> = BTreeMap::new();
+                let mut latencies = Vec::new();
                 let mut seed = 0x9e37_79b9_7f4a_7c15_u64 ^ (worker as u64 + 1);
                 while Instant::now() < deadline && !mine.is_empty() {
                     seed ^= seed << 13;
@@ -176,8 +179,10 @@ pub async fn like_storm(
                     } else {
                         client.delete(url)
                     };
+                    let sent = Instant::now();
                     match request.header("cookie", cookie).send().await {
                         Ok(response) if response.status() == 200 => {
+                            latencies.push(sent.elapsed());
                             answered.fetch_add(1, Ordering::Relaxed);
                             if like {
                                 liked.insert((who, id));
@@ -191,7 +196,7 @@ pub async fn like_storm(
                         }
                     }
                 }
-                delta
+                (delta, latencies)
             }
         })
         .buffer_unordered(concurrency)
@@ -199,7 +204,9 @@ pub async fn like_storm(
         .await;
     let http_elapsed = started.elapsed();
     let mut want = base.clone();
-    for delta in deltas {
+    let mut latencies = Vec::new();
+    for (delta, mine) in per_worker {
+        latencies.extend(mine);
         for (id, change) in delta {
             *want.entry(id).or_default() += change;
         }
@@ -211,6 +218,10 @@ pub async fn like_storm(
         http_elapsed,
         settled_elapsed: settled.then(|| started.elapsed()),
         want,
+        latencies: {
+            latencies.sort_unstable();
+            latencies
+        },
     }
 }
 
