@@ -101,6 +101,11 @@ impl Database {
             AnyPoolOptions::new()
                 .max_connections(size)
                 .acquire_timeout(Duration::from_secs(5))
+                // No ping before every checkout (a round trip per transaction): a connection
+                // that died fails its first statement instead, which every caller already
+                // treats as passing (503, retry in place, next relay round), and the pool
+                // drops it.
+                .test_before_acquire(false)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if engine == Engine::Sqlite {

@@ -43,7 +43,7 @@ struct Inner {
     publisher: Mutex<Option<PublishLink>>,
     /// Connections rebuilt after a failure, for logs and metrics.
     reconnects: AtomicU64,
-    /// Publishing links made so far.
+    /// Publishing and consuming links made so far, for their serial numbers.
     links: AtomicU64,
 }
 
@@ -311,6 +311,8 @@ struct ConsumeLink {
     connection: Connection,
     channel: Channel,
     consumer: lapin::Consumer,
+    /// Which link this is over the bus's life: delivery tags count per link.
+    serial: u64,
 }
 
 impl AmqpSubscription {
@@ -408,6 +410,7 @@ impl AmqpSubscription {
             connection,
             channel,
             consumer,
+            serial: self.bus.inner.links.fetch_add(1, Ordering::Relaxed) + 1,
         })
     }
 
@@ -500,6 +503,7 @@ impl AmqpSubscription {
             headers,
             payload: delivery.data,
             settle: DeliverySettle::Amqp(Settle {
+                link: link.serial,
                 delivery_tag: delivery.delivery_tag,
                 acker: Some(delivery.acker),
                 channel: link.channel.clone(),
@@ -522,7 +526,9 @@ impl Drop for AmqpSubscription {
 
 /// How a RabbitMQ delivery is settled; unsettled on drop means requeued.
 pub struct Settle {
-    /// Grows with every delivery on the channel; a `multiple` ack of one settles all below it.
+    /// The consuming link (connection and its one channel) the delivery came on.
+    link: u64,
+    /// Grows with every delivery on the link; a `multiple` ack of one settles all below it.
     delivery_tag: u64,
     acker: Option<lapin::Acker>,
     channel: Channel,
@@ -537,16 +543,14 @@ impl Settle {
         Ok(())
     }
 
-    /// Acks all of `settles` with one `multiple` ack per channel (a rebuilt connection brings a
+    /// Acks all of `settles` with one `multiple` ack per link (a rebuilt connection brings a
     /// new channel, whose tags start again).
     pub async fn ack_all(mut settles: Vec<Settle>) -> Result<(), BusError> {
-        settles.sort_by_key(|settle| (settle.channel.id(), settle.delivery_tag));
+        settles.sort_by_key(|settle| (settle.link, settle.delivery_tag));
         let mut result = Ok(());
         let mut rest = settles.into_iter().peekable();
         while let Some(mut settle) = rest.next() {
-            let last_on_channel = rest
-                .peek()
-                .is_none_or(|next| next.channel.id() != settle.channel.id());
+            let last_on_channel = rest.peek().is_none_or(|next| next.link != settle.link);
             if !last_on_channel {
                 // Covered by the multiple ack of the channel's highest tag below.
                 settle.acker = None;

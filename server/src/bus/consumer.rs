@@ -105,10 +105,10 @@ async fn run_each<H: Handler>(
         };
         let (handler, mut stop) = (handler.clone(), shutdown.clone());
         in_flight.spawn(async move {
-            let Some(decoded) = decode::<H>(delivery).await else {
+            let Some(decoded) = decode::<H>(delivery, &mut true).await else {
                 return;
             };
-            process(&*handler, vec![decoded], &mut stop).await
+            process(&*handler, vec![decoded], &mut stop, false).await
         });
     }
     while in_flight.join_next().await.is_some() {}
@@ -128,15 +128,18 @@ async fn run_batches<H: Handler>(
             },
         };
         let mut batch = Vec::with_capacity(H::BATCH.min(256));
-        batch.extend(decode::<H>(first).await);
+        // A `multiple` ack would also settle a refused delivery whose dead-lettering failed
+        // half-way (its requeue unconfirmed): then each is acked alone.
+        let mut clean = true;
+        batch.extend(decode::<H>(first, &mut clean).await);
         while batch.len() < H::BATCH {
             let Some(delivery) = subscription.try_next() else {
                 break;
             };
-            batch.extend(decode::<H>(delivery).await);
+            batch.extend(decode::<H>(delivery, &mut clean).await);
         }
         if !batch.is_empty() {
-            process(&handler, batch, &mut shutdown).await;
+            process(&handler, batch, &mut shutdown, clean).await;
         }
     }
 }
@@ -144,8 +147,9 @@ async fn run_batches<H: Handler>(
 /// A delivery and the envelope decoded from it.
 type Decoded<E> = (Delivery, Envelope<E>);
 
-/// Decodes a delivery's envelope; dead-letters (and returns `None` for) one that does not decode.
-async fn decode<H: Handler>(delivery: Delivery) -> Option<Decoded<H::Event>> {
+/// Decodes a delivery's envelope; dead-letters (and returns `None` for) one that does not decode,
+/// clearing `clean` if that could not be settled.
+async fn decode<H: Handler>(delivery: Delivery, clean: &mut bool) -> Option<Decoded<H::Event>> {
     match serde_json::from_slice(&delivery.payload) {
         Ok(envelope) => Some((delivery, envelope)),
         Err(err) => {
@@ -153,15 +157,22 @@ async fn decode<H: Handler>(delivery: Delivery) -> Option<Decoded<H::Event>> {
             tracing::warn!(consumer = H::NAME, routing_key = %delivery.routing_key, %reason, "dead-lettering");
             metrics::counter!("live_gallery_events_dead_lettered_total", "consumer" => H::NAME)
                 .increment(1);
-            settle(delivery.dead_letter(&reason).await);
+            *clean &= settle(delivery.dead_letter(&reason).await);
             None
         }
     }
 }
 
 /// Handles a batch until it is settled (or the process stops, which requeues it). A batch the
-/// handler refuses as poison is split, so only the poisoned events are dead-lettered.
-async fn process<H: Handler>(handler: &H, batch: Vec<Decoded<H::Event>>, shutdown: &mut Shutdown) {
+/// handler refuses as poison is split, so only the poisoned events are dead-lettered. `multiple`:
+/// whether the batch may be settled with one `multiple` ack (only the batch loop, which holds
+/// nothing else unsettled, may).
+async fn process<H: Handler>(
+    handler: &H,
+    batch: Vec<Decoded<H::Event>>,
+    shutdown: &mut Shutdown,
+    multiple: bool,
+) {
     let mut pause = RETRY_PAUSE.0;
     loop {
         let envelopes: Vec<Envelope<H::Event>> = batch.iter().map(|(_, e)| e.clone()).collect();
@@ -170,16 +181,15 @@ async fn process<H: Handler>(handler: &H, batch: Vec<Decoded<H::Event>>, shutdow
             Ok(()) => {
                 metrics::counter!("live_gallery_events_consumed_total", "consumer" => H::NAME)
                     .increment(batch.len() as u64);
-                let mut deliveries: Vec<Delivery> =
+                let deliveries: Vec<Delivery> =
                     batch.into_iter().map(|(delivery, _)| delivery).collect();
-                // A `multiple` ack settles every earlier delivery on the channel: only a batch
-                // loop, which holds nothing else, may send one. A single delivery (which may be
-                // one of several handled at once) is acked alone.
-                let acked = match deliveries.len() {
-                    1 => deliveries.pop().expect("one delivery").ack().await,
-                    _ => Delivery::ack_all(deliveries).await,
-                };
-                settle(acked);
+                if multiple && deliveries.len() > 1 {
+                    settle(Delivery::ack_all(deliveries).await);
+                } else {
+                    for delivery in deliveries {
+                        settle(delivery.ack().await);
+                    }
+                }
                 return;
             }
             Err(HandleError::Poison(reason)) if batch.len() == 1 => {
@@ -193,7 +203,7 @@ async fn process<H: Handler>(handler: &H, batch: Vec<Decoded<H::Event>>, shutdow
             Err(HandleError::Poison(_)) => {
                 // Somewhere in the batch is an event that can never apply: find it alone.
                 for single in batch {
-                    Box::pin(process(handler, vec![single], shutdown)).await;
+                    Box::pin(process(handler, vec![single], shutdown, false)).await;
                 }
                 return;
             }
@@ -216,9 +226,11 @@ async fn process<H: Handler>(handler: &H, batch: Vec<Decoded<H::Event>>, shutdow
     }
 }
 
-fn settle(result: Result<(), super::BusError>) {
-    if let Err(err) = result {
+/// Logs a failed settle; true if it went through.
+fn settle(result: Result<(), super::BusError>) -> bool {
+    if let Err(err) = &result {
         // The broker will deliver it again; handlers are idempotent.
-        tracing::warn!(error = %crate::error::chain(&err), "could not settle a delivery");
+        tracing::warn!(error = %crate::error::chain(err), "could not settle a delivery");
     }
+    result.is_ok()
 }

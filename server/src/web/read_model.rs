@@ -45,15 +45,47 @@ fn key(event: &CatalogEvent) -> (i64, i64) {
     }
 }
 
+/// What a batch holds for one product: its newest event, and its newest product change
+/// (created, updated, deleted).
+#[derive(Debug, Clone, PartialEq)]
+struct Newest {
+    event: CatalogEvent,
+    change: Option<CatalogEvent>,
+}
+
+impl Newest {
+    /// The events to announce to this instance's browsers, oldest first: a rename that a newer
+    /// count overtook in the batch still has to reach pages that never saw it.
+    fn announcements(self) -> impl Iterator<Item = CatalogEvent> {
+        let newest = key(&self.event).1;
+        let overtaken = self.change.filter(|change| key(change).1 < newest);
+        overtaken.into_iter().chain(std::iter::once(self.event))
+    }
+}
+
 /// The newest event of each product in `events`, by product id (the order rows are locked in).
-fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, CatalogEvent> {
-    let mut newest: BTreeMap<i64, CatalogEvent> = BTreeMap::new();
+fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, Newest> {
+    let mut newest: BTreeMap<i64, Newest> = BTreeMap::new();
     for event in events {
         let (id, version) = key(&event);
-        match newest.get(&id) {
-            Some(kept) if key(kept).1 >= version => {}
-            _ => {
-                newest.insert(id, event);
+        let change = (!matches!(event, CatalogEvent::LikesChanged(_))).then(|| event.clone());
+        match newest.entry(id) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(Newest { event, change });
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let kept = slot.get_mut();
+                if change.is_some()
+                    && kept
+                        .change
+                        .as_ref()
+                        .is_none_or(|older| key(older).1 < version)
+                {
+                    kept.change = change;
+                }
+                if key(&kept.event).1 < version {
+                    kept.event = event;
+                }
             }
         }
     }
@@ -116,14 +148,14 @@ impl Handler for ReadModelHandler {
     #[tracing::instrument(name = "apply_catalog_events", skip_all, fields(events = batch.len()))]
     async fn handle_batch(&self, batch: Vec<Envelope<CatalogEvent>>) -> Result<(), HandleError> {
         let newest = newest_per_product(batch.into_iter().map(|e| e.event).collect());
-        let rows: Vec<serde_json::Value> = newest.values().map(row).collect();
+        let rows: Vec<serde_json::Value> = newest.values().map(|kept| row(&kept.event)).collect();
         let mut tx = self.db.begin_write().await?;
         sqlx::query(self.db.sql(&APPLY))
             .bind(serde_json::Value::Array(rows).to_string())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        for event in newest.into_values() {
+        for event in newest.into_values().flat_map(Newest::announcements) {
             self.live.applied_to_read_model(event);
         }
         Ok(())
@@ -160,7 +192,34 @@ mod tests {
             updated(1, "Second", 2),
         ]);
         assert_eq!(newest.len(), 2);
-        assert_eq!(newest[&1], updated(1, "Second", 2));
-        assert_eq!(newest[&2], deleted);
+        assert_eq!(newest[&1].event, updated(1, "Second", 2));
+        assert_eq!(newest[&2].event, deleted);
+        assert_eq!(
+            newest[&1].clone().announcements().count(),
+            1,
+            "the newest event is itself the change"
+        );
+    }
+
+    #[test]
+    fn a_rename_overtaken_by_a_newer_count_is_still_announced() {
+        let count = |version| {
+            let CatalogEvent::ProductUpdated(mut product) = updated(7, "Renamed", version) else {
+                unreachable!()
+            };
+            product.likes = 3;
+            CatalogEvent::LikesChanged(product)
+        };
+        for events in [
+            vec![updated(7, "First", 1), updated(7, "Renamed", 5), count(6)],
+            vec![count(6), updated(7, "Renamed", 5), updated(7, "First", 1)],
+        ] {
+            let newest = newest_per_product(events);
+            let announced: Vec<CatalogEvent> = newest
+                .into_values()
+                .flat_map(Newest::announcements)
+                .collect();
+            assert_eq!(announced, vec![updated(7, "Renamed", 5), count(6)]);
+        }
     }
 }
