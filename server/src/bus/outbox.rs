@@ -13,7 +13,8 @@ use tokio::sync::Notify;
 
 /// Rows published per round.
 const BATCH: i64 = 500;
-/// Rounds of one relay that may wait for their confirms at once (PostgreSQL).
+/// Rounds of one relay that may wait for their confirms at once while a backlog lasts
+/// (PostgreSQL).
 const ROUNDS_IN_FLIGHT: usize = 3;
 /// How often the relay looks for rows when nobody woke it (another process may have written).
 const POLL: Duration = Duration::from_millis(500);
@@ -105,65 +106,93 @@ enum RelayError {
     Bus(#[from] super::BusError),
 }
 
+/// A relay and what brings its extra rounds in.
+struct Rounds {
+    relay: Relay,
+    /// Notified when a round found a full batch: more rows wait than one round takes.
+    backlog: Notify,
+}
+
 impl Relay {
-    /// Publishes until `shutdown`; a round in progress finishes first.
+    /// Publishes until `shutdown`; a round in progress finishes first. One loop of rounds
+    /// follows the commits; on PostgreSQL, where rounds take disjoint rows (`skip locked`),
+    /// further loops join in while a backlog lasts (after a broker outage, say), so several
+    /// rounds wait for their confirms at once then. In steady state one round at a time lets
+    /// the rows that commit meanwhile gather into the next, larger round.
     pub async fn run(self, shutdown: Shutdown) {
-        // On PostgreSQL rounds take disjoint rows (`skip locked`), so several can wait for their
-        // confirms at once; SQLite has no row locks, so one round at a time.
-        let rounds = match self.db.engine() {
+        let loops = match self.db.engine() {
             Engine::Postgres => ROUNDS_IN_FLIGHT,
             Engine::Sqlite => 1,
         };
-        let relay = Arc::new(self);
+        let rounds = Arc::new(Rounds {
+            relay: self,
+            backlog: Notify::new(),
+        });
         futures_util::future::join_all(
-            (0..rounds).map(|_| relay.clone().run_rounds(shutdown.clone())),
+            (0..loops).map(|n| rounds.clone().run_rounds(n == 0, shutdown.clone())),
         )
         .await;
-        tracing::info!(exchange = %relay.exchange, "outbox relay stopped");
+        tracing::info!(exchange = %rounds.relay.exchange, "outbox relay stopped");
     }
+}
 
-    /// One of the relay's loops of rounds.
-    async fn run_rounds(self: Arc<Self>, mut shutdown: Shutdown) {
+impl Rounds {
+    /// One loop of rounds: the first follows commits (and polls), the others a backlog.
+    async fn run_rounds(self: Arc<Self>, follows_commits: bool, mut shutdown: Shutdown) {
+        let relay = &self.relay;
         let mut backoff = Duration::from_millis(100);
+        let mut idle = !follows_commits;
         while !shutdown.is_triggered() {
-            let round = self.publish_batch().await;
+            if idle {
+                tokio::select! {
+                    _ = relay.waker.0.notified(), if follows_commits => {},
+                    _ = tokio::time::sleep(POLL), if follows_commits => {},
+                    _ = self.backlog.notified(), if !follows_commits => {},
+                    _ = shutdown.wait() => continue,
+                }
+            }
+            let round = relay.publish_batch().await;
             // An empty or partial batch means the outbox is drained; count it only when rows
             // may be left (a full batch, or a failed round while the broker is away).
             let backlog = match &round {
                 Ok(published) if (*published as i64) < BATCH => Ok(0),
-                _ => backlog(&self.db).await,
+                _ => backlog(&relay.db).await,
             };
             if let Ok(backlog) = backlog {
-                metrics::gauge!("live_gallery_outbox_backlog", "exchange" => self.exchange.clone())
+                metrics::gauge!("live_gallery_outbox_backlog", "exchange" => relay.exchange.clone())
                     .set(backlog as f64);
             }
-            match round {
-                Ok(0) => {
-                    tokio::select! {
-                        _ = self.waker.0.notified() => {},
-                        _ = tokio::time::sleep(POLL) => {},
-                        _ = shutdown.wait() => {},
-                    }
-                }
+            idle = match round {
                 Ok(published) => {
                     backoff = Duration::from_millis(100);
-                    if published as i64 == BATCH {
-                        // More may wait: bring another loop in beside this one.
-                        self.waker.wake();
+                    let full = published as i64 == BATCH;
+                    if full {
+                        // More wait than one round takes: bring another loop in.
+                        self.backlog.notify_one();
+                    }
+                    // The commits' loop goes on while it finds rows; the others only while
+                    // the backlog lasts.
+                    if follows_commits {
+                        published == 0
+                    } else {
+                        !full
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(exchange = %self.exchange, error = %crate::error::chain(&err), "outbox relay round failed; retrying");
+                    tracing::warn!(exchange = %relay.exchange, error = %crate::error::chain(&err), "outbox relay round failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {},
                         _ = shutdown.wait() => {},
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
+                    !follows_commits
                 }
-            }
+            };
         }
     }
+}
 
+impl Relay {
     /// Publishes the oldest waiting rows; returns how many went out. The rows are deleted in
     /// the transaction that took them, once the broker confirmed them.
     async fn publish_batch(&self) -> Result<usize, RelayError> {
