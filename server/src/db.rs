@@ -37,13 +37,21 @@ pub struct Sql {
 }
 
 impl Sql {
-    /// The statement for the engine behind `conn`.
-    pub fn on(&self, conn: &sqlx::AnyConnection) -> &'static str {
-        if conn.backend_name() == "SQLite" {
-            self.sqlite
-        } else {
-            self.postgres
+    /// The statement for `engine`.
+    pub fn of(&self, engine: Engine) -> &'static str {
+        match engine {
+            Engine::Postgres => self.postgres,
+            Engine::Sqlite => self.sqlite,
         }
+    }
+
+    /// The statement for the engine behind `conn` (inside a caller's transaction).
+    pub fn on(&self, conn: &sqlx::AnyConnection) -> &'static str {
+        let engine = match conn.backend_name() {
+            "SQLite" => Engine::Sqlite,
+            _ => Engine::Postgres,
+        };
+        self.of(engine)
     }
 }
 
@@ -165,10 +173,7 @@ impl Database {
 
     /// `sql` in this database's dialect.
     pub fn sql(&self, sql: &Sql) -> &'static str {
-        match self.engine {
-            Engine::Postgres => sql.postgres,
-            Engine::Sqlite => sql.sqlite,
-        }
+        sql.of(self.engine)
     }
 
     /// Where the data lives, without credentials: for the start-up log.

@@ -114,16 +114,12 @@ impl IntoResponse for Error {
             Error::PayloadTooLarge => {
                 json!({ "error": "payload_too_large", "message": "the body is larger than 64 KiB" })
             }
-            Error::Database(_) | Error::Bus(_) | Error::Unavailable | Error::Internal => {
-                if !matches!(self, Error::Unavailable | Error::Internal) {
-                    tracing::error!(error = %chain(&self), "request failed");
-                }
-                if status == StatusCode::SERVICE_UNAVAILABLE {
-                    json!({ "error": "unavailable", "message": "temporarily unavailable; please retry" })
-                } else {
-                    json!({ "error": "internal", "message": "something went wrong on our side" })
-                }
+            Error::Database(_) | Error::Bus(_) => {
+                tracing::error!(error = %chain(&self), "request failed");
+                opaque(status)
             }
+            // Their cause was logged where it happened.
+            Error::Unavailable | Error::Internal => opaque(status),
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -159,6 +155,15 @@ impl From<Error> for AppError {
                 }
             }
         }
+    }
+}
+
+/// The body of a 503 or 500: what to do, and nothing of the cause.
+fn opaque(status: StatusCode) -> serde_json::Value {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        json!({ "error": "unavailable", "message": "temporarily unavailable; please retry" })
+    } else {
+        json!({ "error": "internal", "message": "something went wrong on our side" })
     }
 }
 

@@ -64,6 +64,14 @@ pub struct LikeChange {
     pub seq: i64,
 }
 
+/// What either service stores of one visitor's like of one product: whether they like it now,
+/// and the `seq` of its last change (0 before any). A like event applies only over a lower `seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoredLike {
+    pub liked: bool,
+    pub seq: i64,
+}
+
 /// Published by the web service on `<namespace>.web`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]

@@ -216,13 +216,18 @@ impl Relay {
             });
         }
         self.bus.publish(&self.exchange, &messages).await?;
+        // One counter update per routing key and round, not per message.
+        let mut by_key: std::collections::BTreeMap<&str, u64> = Default::default();
         for message in &messages {
+            *by_key.entry(&message.routing_key).or_default() += 1;
+        }
+        for (routing_key, count) in by_key {
             metrics::counter!(
                 "live_gallery_events_published_total",
                 "exchange" => self.exchange.clone(),
-                "routing_key" => message.routing_key.clone()
+                "routing_key" => routing_key.to_owned()
             )
-            .increment(1);
+            .increment(count);
         }
         // Delete exactly what was published: a transaction that commits late may have added a
         // row with a lower id in the meantime, and it must stay.

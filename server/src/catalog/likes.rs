@@ -7,7 +7,7 @@ use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
 use crate::db::{Database, Sql};
-use crate::events::{CatalogEvent, LikeEvent};
+use crate::events::{CatalogEvent, LikeEvent, StoredLike};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
@@ -59,13 +59,6 @@ pub(crate) struct Newest {
     pub liked: bool,
 }
 
-/// A stored like: whether the visitor likes the product, and the highest sequence applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Stored {
-    pub liked: bool,
-    pub seq: i64,
-}
-
 /// One visitor's like of one product: (product id, visitor id).
 type Pair = (i64, String);
 
@@ -74,15 +67,12 @@ type Pair = (i64, String);
 /// within the batch only the newest change of each pair counts.
 pub(crate) fn decide(
     newest: &BTreeMap<Pair, Newest>,
-    stored: &HashMap<Pair, Stored>,
+    stored: &HashMap<Pair, StoredLike>,
 ) -> (Vec<(Pair, Newest)>, BTreeMap<i64, i64>) {
     let mut rows = Vec::new();
     let mut deltas = BTreeMap::new();
     for (pair, change) in newest {
-        let before = stored.get(pair).copied().unwrap_or(Stored {
-            liked: false,
-            seq: 0,
-        });
+        let before = stored.get(pair).copied().unwrap_or_default();
         if change.seq <= before.seq {
             continue;
         }
@@ -163,7 +153,7 @@ impl Handler for LikesHandler {
         {
             stored.insert(
                 (row.try_get("product_id")?, row.try_get("visitor_id")?),
-                Stored {
+                StoredLike {
                     liked: row.try_get::<i64, _>("liked")? == 1,
                     seq: row.try_get("seq")?,
                 },
@@ -264,7 +254,7 @@ mod tests {
             // Ann's like of 1 is already at seq 3: a repeat.
             (
                 pair(1, "ann"),
-                Stored {
+                StoredLike {
                     liked: true,
                     seq: 3,
                 },
@@ -272,7 +262,7 @@ mod tests {
             // Bob liked 1 at seq 1 and now takes it back.
             (
                 pair(1, "bob"),
-                Stored {
+                StoredLike {
                     liked: true,
                     seq: 1,
                 },
@@ -339,7 +329,7 @@ mod tests {
         ]);
         let stored = HashMap::from([(
             pair(5, "bob"),
-            Stored {
+            StoredLike {
                 liked: true,
                 seq: 1,
             },

@@ -6,7 +6,7 @@ use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
 use crate::db::{Database, Sql};
 use crate::error::{Error, Result};
-use crate::events::{LikeChange, LikeEvent};
+use crate::events::{LikeChange, LikeEvent, StoredLike};
 use app::domain::{ImageUrl, ProductId, ProductTitle, VisitorId};
 use app::wire::{GalleryItem, LikeState, Product};
 use sqlx::Row;
@@ -164,19 +164,12 @@ async fn write(db: Database, relay: RelayWaker, mut queue: mpsc::Receiver<Comman
     }
 }
 
-/// A visitor's like of a product as stored: liked or not, and its change count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct Stored {
-    pub liked: bool,
-    pub seq: i64,
-}
-
 /// What a batch decides, in command order: each command's answer, the like rows and counts to
 /// store, and the events to publish.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Decision {
     pub answers: Vec<Result<LikeState, Refusal>>,
-    pub likes: BTreeMap<(String, i64), Stored>,
+    pub likes: BTreeMap<(String, i64), StoredLike>,
     pub counts: BTreeMap<i64, i64>,
     pub events: Vec<LikeEvent>,
 }
@@ -193,7 +186,7 @@ pub(crate) enum Refusal {
 pub(crate) fn decide(
     commands: &[(VisitorId, ProductId, bool)],
     mut counts: BTreeMap<i64, i64>,
-    stored: HashMap<(String, i64), Stored>,
+    stored: HashMap<(String, i64), StoredLike>,
 ) -> Decision {
     let mut decision = Decision::default();
     let mut likes = stored;
@@ -213,7 +206,7 @@ pub(crate) fn decide(
             decision.answers.push(Err(refusal));
             continue;
         }
-        let after = Stored {
+        let after = StoredLike {
             liked: *like,
             seq: before.seq + 1,
         };
@@ -273,7 +266,7 @@ async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>
         {
             stored.insert(
                 (row.try_get("visitor_id")?, row.try_get("product_id")?),
-                Stored {
+                StoredLike {
                     liked: row.try_get::<i64, _>("liked")? == 1,
                     seq: row.try_get("seq")?,
                 },
@@ -378,7 +371,7 @@ mod tests {
         let first = (visitor(1).as_str().to_owned(), 7);
         assert_eq!(
             decision.likes[&first],
-            Stored {
+            StoredLike {
                 liked: false,
                 seq: 2
             },
@@ -392,7 +385,7 @@ mod tests {
         let key = (visitor(3).as_str().to_owned(), 7);
         let stored = HashMap::from([(
             key.clone(),
-            Stored {
+            StoredLike {
                 liked: true,
                 seq: 4,
             },
@@ -404,7 +397,7 @@ mod tests {
         );
         assert_eq!(
             decision.likes[&key],
-            Stored {
+            StoredLike {
                 liked: false,
                 seq: 5
             }

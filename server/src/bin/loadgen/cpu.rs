@@ -79,7 +79,7 @@ fn used_between(before: &Sample, after: &Sample) -> (Vec<(&'static str, f64)>, f
     (parts, seconds)
 }
 
-/// In total and by part, `per(cpu seconds)` formatted with `unit`'s precision.
+/// In total and by part, `per(cpu seconds)`, each part shown with `decimals` decimals.
 fn summed(parts: &[(&str, f64)], per: impl Fn(f64) -> f64, decimals: usize) -> (f64, String) {
     let total = parts.iter().map(|(_, used)| per(*used)).sum();
     let breakdown = parts
