@@ -7,18 +7,23 @@ import { GalleryPage } from './fixtures/gallery-page';
 import { expect, test } from './fixtures/test';
 
 const root = resolve(__dirname, '..', '..');
-const port = Number(process.env.E2E_RESTART_PORT ?? 3101);
-const base = `http://127.0.0.1:${port}`;
+const firstPort = Number(process.env.E2E_RESTART_PORT ?? 3101);
 const token = 'restart-test-token';
+
+/** This worker's own port: tests of this file (and their repeats) run on several workers at once. */
+function port(): number {
+  return firstPort + test.info().parallelIndex;
+}
 
 /** Starts a server of our own (not the shared one), on data that survives its restarts. */
 async function startServer(dataDir: string): Promise<ChildProcess> {
+  const base = `http://127.0.0.1:${port()}`;
   const server = spawn(process.env.E2E_SERVER_BIN ?? 'target/debug/server', [], {
     cwd: root,
     stdio: 'ignore',
     env: {
       ...process.env,
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port()}`,
       LEPTOS_SITE_ROOT: 'target/site',
       CATALOG_DATABASE_URL: `sqlite://${dataDir}/catalog.db`,
       WEB_DATABASE_URL: `sqlite://${dataDir}/web.db`,
@@ -50,9 +55,11 @@ test.afterEach(() => {
 
 test.describe('a server restart', () => {
   // While the server is down the browser reports the refused connections itself.
-  test.use({ allowedConsoleErrors: [/WebSocket connection to .* failed/, /Failed to load resource/] });
+  // An array option is given as [value, options], or Playwright takes its first item for the value.
+  test.use({ allowedConsoleErrors: [[/WebSocket connection to .* failed/, /Failed to load resource/], { option: true }] });
 
   test('the page reconnects and shows the right counts', async ({ page }) => {
+    const base = `http://127.0.0.1:${port()}`;
     const dataDir = mkdtempSync(join(root, 'target', 'e2e', 'restart-'));
     let server = await startServer(dataDir);
     servers.push(() => server);
