@@ -11,12 +11,18 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+/// The version of the messages below. A page whose bundle speaks another one reloads itself
+/// rather than misread them (after an upgrade, an open page meets the new server).
+pub const PROTOCOL: u32 = 2;
+
 /// A change a browser should apply to what it shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum LiveMessage {
-    /// A product's like count is now `likes`.
-    Likes { id: ProductId, likes: i64 },
+    /// The first message on every socket: the protocol the server speaks.
+    Hello { protocol: u32 },
+    /// Like counts that changed since the last frame, as `[id, count]` pairs.
+    Counts { counts: Vec<(ProductId, i64)> },
     /// A product was created or changed.
     Product { product: Product },
     /// A product was deleted.
@@ -39,7 +45,8 @@ pub enum LinkState {
 #[derive(Clone, Copy)]
 pub struct Live {
     pub state: RwSignal<LinkState>,
-    /// The latest like count pushed for each product.
+    /// The latest like count pushed for each product since the list was last fetched after a
+    /// gap (a reconnect or a resync); it wins over the list's own count.
     pub counts: RwSignal<HashMap<ProductId, i64>>,
     /// Grows whenever lists should be fetched again: a product changed, appeared or went, the
     /// connection came back, or the server asked for a resync.
@@ -50,13 +57,21 @@ impl Live {
     /// Applies one message from the server.
     pub fn apply(&self, message: LiveMessage) {
         match message {
-            LiveMessage::Likes { id, likes } => self.counts.update(|counts| {
-                counts.insert(id, likes);
+            LiveMessage::Hello { .. } => {}
+            LiveMessage::Counts { counts: changed } => self.counts.update(|counts| {
+                counts.extend(changed);
             }),
-            LiveMessage::Product { .. } | LiveMessage::Deleted { .. } | LiveMessage::Resync => {
+            LiveMessage::Product { .. } | LiveMessage::Deleted { .. } => {
                 self.refresh.update(|n| *n += 1)
             }
+            LiveMessage::Resync => self.start_over(),
         }
+    }
+
+    /// Some pushes were missed: pushed counts may be stale, so they give way to a fresh list.
+    pub fn start_over(&self) {
+        self.counts.update(HashMap::clear);
+        self.refresh.update(|n| *n += 1);
     }
 }
 
@@ -98,13 +113,19 @@ mod tests {
 
     #[test]
     fn messages_have_the_documented_shape() {
-        let likes = LiveMessage::Likes {
-            id: ProductId::from_stored(7),
-            likes: 42,
+        let counts = LiveMessage::Counts {
+            counts: vec![
+                (ProductId::from_stored(7), 42),
+                (ProductId::from_stored(9), 3),
+            ],
         };
         assert_eq!(
-            serde_json::to_string(&likes).unwrap(),
-            r#"{"type":"likes","id":7,"likes":42}"#
+            serde_json::to_string(&counts).unwrap(),
+            r#"{"type":"counts","counts":[[7,42],[9,3]]}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&LiveMessage::Hello { protocol: PROTOCOL }).unwrap(),
+            r#"{"type":"hello","protocol":2}"#
         );
         assert_eq!(
             serde_json::to_string(&LiveMessage::Deleted {

@@ -76,7 +76,7 @@ pub struct QueueSpec {
 
 impl QueueSpec {
     /// The queue that receives what this one's consumer refuses, if it has one. The live
-    /// queues of all web instances share one (`….web.live.dead-letter`): theirs come and go.
+    /// queues of all web instances share one (`….web.gallery.dead-letter`): theirs come and go.
     pub fn dead_letter_queue(&self) -> Option<String> {
         match self.kind {
             QueueKind::Durable => Some(dead_letter_queue_of(&self.queue)),
@@ -168,13 +168,14 @@ impl Topology {
         )
     }
 
-    /// Product events for one web instance's live sockets: a queue of its own, so every
-    /// instance hears every change, gone when the instance goes.
-    pub fn web_live(&self, prefetch: u16) -> QueueSpec {
+    /// What the read model committed, for one web instance's in-memory gallery: a queue of its
+    /// own, so every instance hears every change that any instance applied, gone when the
+    /// instance goes.
+    pub fn web_gallery(&self, prefetch: u16) -> QueueSpec {
         QueueSpec {
-            queue: self.queue(&format!("web.live.{}", uuid::Uuid::new_v4().simple())),
-            exchange: self.catalog_exchange(),
-            bindings: vec!["product.#".to_owned()],
+            queue: self.queue(&format!("web.gallery.{}", uuid::Uuid::new_v4().simple())),
+            exchange: self.web_exchange(),
+            bindings: vec!["gallery.changed".to_owned()],
             kind: QueueKind::Live,
             prefetch,
         }
@@ -208,6 +209,14 @@ impl Bus {
             Bus::Amqp(bus) => Subscription::Amqp(Box::new(bus.subscribe(spec).await?)),
             Bus::Memory(bus) => Subscription::Memory(bus.subscribe(spec)),
         })
+    }
+
+    /// Messages ready in `queue`, waiting for a consumer to take them.
+    pub async fn waiting(&self, queue: &str) -> Result<u64, BusError> {
+        match self {
+            Bus::Amqp(bus) => bus.waiting(queue).await,
+            Bus::Memory(bus) => Ok(bus.waiting(queue)),
+        }
     }
 
     /// Whether the broker is reachable now.
@@ -258,6 +267,17 @@ impl Subscription {
         match self {
             Subscription::Amqp(sub) => sub.try_next(),
             Subscription::Memory(sub) => sub.try_next(),
+        }
+    }
+
+    /// Grows each time the subscription declared its queue after `subscribe` returned (after a
+    /// lost connection, or because the broker was unreachable at first). A `Live` queue is made
+    /// anew then, so whatever was published before never reached it. The in-process bus never
+    /// loses its queues: its count stays at 0.
+    pub fn reopened(&self) -> tokio::sync::watch::Receiver<u64> {
+        match self {
+            Subscription::Amqp(sub) => sub.reopened(),
+            Subscription::Memory(_) => tokio::sync::watch::channel(0).1,
         }
     }
 }
@@ -351,13 +371,13 @@ mod tests {
             topology.catalog_likes(10).dead_letter_queue().as_deref(),
             Some("ns.catalog.likes.dead-letter")
         );
-        let (one, two) = (topology.web_live(10), topology.web_live(10));
+        let (one, two) = (topology.web_gallery(10), topology.web_gallery(10));
         assert_ne!(one.queue, two.queue);
         assert_eq!(
             one.dead_letter_queue().as_deref(),
-            Some("ns.web.live.dead-letter")
+            Some("ns.web.gallery.dead-letter")
         );
-        assert_eq!(one.dead_letters().queue, "ns.web.live.dead-letter");
+        assert_eq!(one.dead_letters().queue, "ns.web.gallery.dead-letter");
         assert_eq!(one.dead_letter_queue(), two.dead_letter_queue());
         assert_eq!(one.dead_letters().dead_letter_queue(), None);
     }

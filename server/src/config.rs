@@ -126,11 +126,32 @@ pub struct Config {
     #[arg(long, env = "LIVE_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub live_max_connections: usize,
 
+    /// Most WebSockets open at once from one address (0: no limit).
+    #[arg(long, env = "LIVE_MAX_PER_ADDRESS", default_value_t = 50)]
+    pub live_max_per_address: usize,
+
+    /// Longest wait for a socket to take a frame; a peer that reads nothing for this long is
+    /// disconnected.
+    #[arg(long, env = "LIVE_SEND_TIMEOUT_MS", default_value = "10000", value_parser = parse_millis)]
+    pub live_send_timeout: MillisArg,
+
+    /// The origins this site is served from (`https://gallery.example`, comma-separated). A
+    /// WebSocket handshake whose `Origin` is not one of them is refused; empty: the request's own
+    /// host.
+    #[arg(
+        long,
+        env = "PUBLIC_ORIGINS",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub public_origins: Vec<String>,
+
     /// Live messages a slow socket may fall behind before it is told to resync.
     #[arg(long, env = "LIVE_BUFFER", default_value_t = 256)]
     pub live_buffer: usize,
 
-    /// Like counts pushed to browsers are coalesced per product over this many milliseconds.
+    /// Under load, like counts go to browsers in at most one frame per this many milliseconds
+    /// (at once when idle).
     #[arg(long, env = "LIVE_TICK_MS", default_value = "50", value_parser = parse_millis)]
     pub live_tick: MillisArg,
 

@@ -55,6 +55,21 @@ impl Event for CatalogEvent {
     }
 }
 
+/// What a web instance's read model committed, told to every web instance's in-memory
+/// gallery (its own included): the newest event of each product in one applied batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum GalleryEvent {
+    #[serde(rename = "gallery.changed")]
+    Changed { products: Vec<CatalogEvent> },
+}
+
+impl Event for GalleryEvent {
+    fn routing_key(&self) -> &'static str {
+        "gallery.changed"
+    }
+}
+
 /// A visitor's like of a product changed. `seq` grows with every change of this visitor's like
 /// of this product, so the catalog can apply the changes in order whatever order they arrive in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,10 +11,13 @@ use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler, ResyncHandl
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::health::{self, Health};
-use crate::live::{self, LiveFeed, LiveHandler, LiveHub};
+use crate::live::{self, LiveHub};
 use crate::shutdown::Shutdown;
 use crate::web::limits::{self, RateLimiter};
-use crate::web::{self, visitor, CatalogClient, Likes, ReadModelHandler, VisitorKeys, WebBackend};
+use crate::web::{
+    self, visitor, CatalogClient, Gallery, GalleryHandler, Likes, ReadModelHandler, VisitorKeys,
+    WebBackend,
+};
 use app::backend::BackendHandle;
 use axum::Router;
 use leptos::config::LeptosOptions;
@@ -146,6 +149,27 @@ impl Application {
             web::read_model::request_resync_if_empty(&db, &waker)
                 .await
                 .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
+            // The gallery's own queue exists before the gallery is loaded, so nothing committed
+            // to the read model after the load can be missed.
+            let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
+            let gallery = Gallery::new(hub.clone());
+            let gallery_spec = topology.web_gallery(prefetch);
+            let gallery_queue = bus
+                .subscribe(&gallery_spec)
+                .await
+                .map_err(StartError::Bus)?;
+            tasks.push(gallery.start(
+                db.clone(),
+                gallery_queue.reopened(),
+                config.live_tick.0,
+                shutdown.clone(),
+            ));
+            let products = gallery
+                .reload(&db)
+                .await
+                .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
+            tracing::info!(products, "gallery loaded from the read model");
+            // Only now: a `gallery.changed` left in the outbox needs a gallery queue to go to.
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
@@ -153,17 +177,22 @@ impl Application {
                 waker: waker.clone(),
             };
             tasks.push(tokio::spawn(relay.run(shutdown.clone())));
-            let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
-            let feed = LiveFeed::start(
-                hub.clone(),
-                db.clone(),
+            tokio::spawn(watch_waiting(
                 bus.clone(),
-                config.live_tick.0,
+                gallery_spec.queue.clone(),
+                GalleryHandler::NAME,
                 shutdown.clone(),
-            );
+            ));
+            tasks.push(run_consumer(
+                gallery_queue,
+                GalleryHandler(gallery.clone()),
+                &db,
+                prefetch,
+                &shutdown,
+            ));
             let read_model = ReadModelHandler {
                 db: db.clone(),
-                live: feed.clone(),
+                relay: waker.clone(),
             };
             tasks.push(
                 consume(
@@ -187,23 +216,14 @@ impl Application {
             let likes = Likes::start(db.clone(), waker);
             let backend = BackendHandle(Arc::new(WebBackend {
                 likes: likes.clone(),
+                gallery: gallery.clone(),
                 admin_token: admin_token.clone(),
                 catalog,
             }));
             let keys = VisitorKeys::load_or_create(&db)
                 .await
                 .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
-            tasks.push(
-                consume(
-                    &bus,
-                    topology.web_live(prefetch),
-                    LiveHandler(feed),
-                    &db,
-                    &shutdown,
-                )
-                .await?,
-            );
-            let visitor_pages = web::router(likes)
+            let visitor_pages = web::router(likes, gallery)
                 .merge(web::pages::router(leptos_options, backend))
                 .layer(axum::middleware::from_fn_with_state(
                     RateLimiter::new(config.rate_limit_likes_per_minute),
@@ -221,7 +241,15 @@ impl Application {
                     crate::security::refuse_cross_site,
                 ));
             router = router
-                .merge(live::router(hub.clone(), shutdown.clone()))
+                .merge(live::router(
+                    hub.clone(),
+                    live::SocketPolicy {
+                        max_per_address: config.live_max_per_address,
+                        send_timeout: config.live_send_timeout.0,
+                        public_origins: config.public_origins.clone(),
+                    },
+                    shutdown.clone(),
+                ))
                 .merge(visitor_pages);
             live = Some(hub);
             checks.push(("web", db.clone()));
@@ -313,20 +341,62 @@ async fn consume<H: Handler>(
     shutdown: &Shutdown,
 ) -> Result<JoinHandle<()>, StartError> {
     let subscription = bus.subscribe(&spec).await.map_err(StartError::Bus)?;
+    tokio::spawn(watch_waiting(
+        bus.clone(),
+        spec.queue.clone(),
+        H::NAME,
+        shutdown.clone(),
+    ));
+    Ok(run_consumer(
+        subscription,
+        handler,
+        db,
+        spec.prefetch,
+        shutdown,
+    ))
+}
+
+/// How often each consumer's queue is asked how many messages wait in it.
+const WAITING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Keeps the gauge `live_gallery_consumer_waiting_messages{consumer}` at the number of messages
+/// ready in `queue` (the consumer's lag), until `shutdown`.
+async fn watch_waiting(bus: Bus, queue: String, consumer: &'static str, mut shutdown: Shutdown) {
+    let gauge = metrics::gauge!("live_gallery_consumer_waiting_messages", "consumer" => consumer);
+    let mut ticks = tokio::time::interval(WAITING_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => match bus.waiting(&queue).await {
+                Ok(waiting) => gauge.set(waiting as f64),
+                Err(err) => tracing::debug!(%queue, error = %err, "cannot ask how many messages wait"),
+            },
+            _ = shutdown.wait() => break,
+        }
+    }
+}
+
+/// Runs `handler` on the deliveries of `subscription` until `shutdown`.
+fn run_consumer<H: Handler>(
+    subscription: crate::bus::Subscription,
+    handler: H,
+    db: &Database,
+    prefetch: u16,
+    shutdown: &Shutdown,
+) -> JoinHandle<()> {
     // On PostgreSQL, as many deliveries in hand at once as the queue hands over, up to a
     // handful of transactions: the consumer waits on the database, not on the CPU. SQLite has
     // one writer at a time; concurrent handlers there only queue for its lock.
     let concurrency = match db.engine() {
         crate::db::Engine::Sqlite => 1,
-        crate::db::Engine::Postgres => usize::from(spec.prefetch).clamp(1, CONSUMER_CONCURRENCY),
+        crate::db::Engine::Postgres => usize::from(prefetch).clamp(1, CONSUMER_CONCURRENCY),
     };
     // Batching handlers take one batch at a time, of what the prefetch lets them hold.
-    Ok(tokio::spawn(consumer::run(
+    tokio::spawn(consumer::run(
         subscription,
         handler,
         shutdown.clone(),
         concurrency,
-    )))
+    ))
 }
 
 /// Most deliveries one consumer handles at once.

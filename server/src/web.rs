@@ -1,9 +1,10 @@
 //! The web service (role `web`): the Leptos pages (`pages`) and their backend, visitors and
-//! their likes, the read model of the catalog's products, and the client it uses for admin
-//! commands.
+//! their likes, the read model of the catalog's products and the in-memory gallery fed from it
+//! (`gallery`), and the client it uses for admin commands.
 
 mod backend;
 mod catalog_client;
+pub mod gallery;
 mod likes;
 pub mod limits;
 pub mod pages;
@@ -13,6 +14,7 @@ pub mod visitor;
 
 pub use backend::WebBackend;
 pub use catalog_client::CatalogClient;
+pub use gallery::{Gallery, GalleryHandler};
 pub use likes::Likes;
 pub use read_model::ReadModelHandler;
 pub use routes::router;

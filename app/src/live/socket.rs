@@ -48,14 +48,19 @@ pub(super) fn connect(live: Live, attempt: u32) {
         opened_here.set(true);
         live.state.set(LinkState::Live);
         if attempt > 0 {
-            // Changes made while we were away were missed.
-            live.refresh.update(|n| *n += 1);
+            // Changes made while we were away were missed, and pushed counts may be stale.
+            live.start_over();
         }
     });
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         if let Some(text) = event.data().as_string() {
-            if let Ok(message) = serde_json::from_str::<LiveMessage>(&text) {
-                live.apply(message);
+            match serde_json::from_str::<LiveMessage>(&text) {
+                Ok(LiveMessage::Hello { protocol }) if protocol != super::PROTOCOL => {
+                    // The server was upgraded under this page: load the new bundle.
+                    let _ = window().location().reload();
+                }
+                Ok(message) => live.apply(message),
+                Err(_) => {}
             }
         }
     });

@@ -164,6 +164,31 @@ impl AmqpBus {
         self.inner.reconnects.load(Ordering::Relaxed)
     }
 
+    /// Messages ready in `queue` (not those handed to a consumer and not yet acked), asked on
+    /// a channel of its own: a passive declare of a queue that is gone closes its channel.
+    pub async fn waiting(&self, queue: &str) -> Result<u64, BusError> {
+        let limit = self.inner.timeout;
+        let channel = {
+            let mut slot = self.inner.publisher.lock().await;
+            let link = self.ensure_publisher(&mut slot).await?;
+            within(limit, link.connection.create_channel()).await?
+        };
+        let declared = within(
+            limit,
+            channel.queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            ),
+        )
+        .await;
+        let _ = channel.close(200, "done".into()).await;
+        Ok(u64::from(declared?.message_count()))
+    }
+
     pub async fn is_ready(&self) -> bool {
         let mut publisher = self.inner.publisher.lock().await;
         self.ensure_publisher(&mut publisher).await.is_ok()
@@ -288,6 +313,7 @@ impl AmqpBus {
             spec: spec.clone(),
             link: None,
             backoff: Duration::from_millis(100),
+            reopened: tokio::sync::watch::channel(0).0,
         };
         match subscription.open().await {
             Ok(link) => subscription.link = Some(link),
@@ -305,6 +331,9 @@ pub struct AmqpSubscription {
     spec: QueueSpec,
     link: Option<ConsumeLink>,
     backoff: Duration,
+    /// Counts the times the queue was declared after `subscribe` returned: after a lost
+    /// connection, or because the broker could not be reached then.
+    reopened: tokio::sync::watch::Sender<u64>,
 }
 
 struct ConsumeLink {
@@ -414,6 +443,11 @@ impl AmqpSubscription {
         })
     }
 
+    /// See `Subscription::reopened`.
+    pub fn reopened(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.reopened.subscribe()
+    }
+
     fn drop_link(&mut self, why: &str) {
         if let Some(link) = self.link.take() {
             tracing::warn!(queue = %self.spec.queue, why, "consumer connection lost; reconnecting");
@@ -430,6 +464,7 @@ impl AmqpSubscription {
                         tracing::info!(queue = %self.spec.queue, "consumer connected");
                         self.link = Some(link);
                         self.backoff = Duration::from_millis(100);
+                        self.reopened.send_modify(|count| *count += 1);
                     }
                     Err(err) => {
                         tracing::warn!(queue = %self.spec.queue, error = %err, "cannot reach the broker; retrying");

@@ -94,6 +94,12 @@ impl Queue {
 }
 
 impl MemoryBus {
+    /// Messages ready in `queue` (0 for a queue it does not have).
+    pub fn waiting(&self, queue: &str) -> u64 {
+        let queue = lock(&self.broker).queues.get(queue).cloned();
+        queue.map_or(0, |queue| lock(&queue.ready).len() as u64)
+    }
+
     /// A new, empty broker. A publish that is not confirmed within `confirm_timeout` fails.
     pub fn new(confirm_timeout: Duration) -> Self {
         Self {

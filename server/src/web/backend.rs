@@ -1,7 +1,7 @@
-//! The `Backend` the pages' server functions call: the read model for the gallery, the catalog
-//! for admin commands.
+//! The `Backend` the pages' server functions call: the in-memory gallery for the gallery, the
+//! catalog for admin commands.
 
-use super::{CatalogClient, Likes};
+use super::{CatalogClient, Gallery, Likes};
 use crate::auth::AdminToken;
 use app::backend::{Backend, BoxFuture};
 use app::domain::{ProductDraft, ProductId, VisitorId};
@@ -10,13 +10,17 @@ use app::wire::{AppError, GalleryItem, LikeState, Product};
 /// The web role's implementation of the UI's port.
 pub struct WebBackend {
     pub likes: Likes,
+    pub gallery: std::sync::Arc<Gallery>,
     pub admin_token: AdminToken,
     pub catalog: CatalogClient,
 }
 
 impl Backend for WebBackend {
     fn gallery(&self, visitor: VisitorId) -> BoxFuture<'_, Result<Vec<GalleryItem>, AppError>> {
-        Box::pin(async move { Ok(self.likes.gallery(&visitor).await?) })
+        Box::pin(async move {
+            let liked = self.likes.liked_by(&visitor).await?;
+            Ok(self.gallery.snapshot().items(&liked))
+        })
     }
 
     fn set_like(

@@ -1,12 +1,14 @@
 //! The web service's copy of the catalog's products, fed only by catalog events. Applying an
 //! event is idempotent and order-safe: each carries the product's version, a row only ever moves
 //! to a higher version, and a deleted product leaves a tombstone so a late update cannot revive it.
+//! Each applied batch is told to every web instance's in-memory gallery (`gallery.changed`,
+//! through the outbox, in the same transaction), so no instance misses what a sibling applied.
 
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
 use crate::db::{Database, Sql};
-use crate::events::{CatalogEvent, ResyncEvent};
+use crate::events::{CatalogEvent, GalleryEvent, ResyncEvent};
 use std::collections::BTreeMap;
 
 /// Upserts a batch of products, each only over an older version. A deletion (`x` = 1) keeps the
@@ -45,46 +47,18 @@ fn key(event: &CatalogEvent) -> (i64, i64) {
     }
 }
 
-/// What a batch holds for one product: its newest event, and its newest product change
-/// (created, updated, deleted).
-#[derive(Debug, Clone, PartialEq)]
-struct Newest {
-    event: CatalogEvent,
-    change: Option<CatalogEvent>,
-}
-
-impl Newest {
-    /// The events to announce to this instance's browsers, oldest first: a rename that a newer
-    /// count overtook in the batch still has to reach pages that never saw it.
-    fn announcements(self) -> impl Iterator<Item = CatalogEvent> {
-        let newest = key(&self.event).1;
-        let overtaken = self.change.filter(|change| key(change).1 < newest);
-        overtaken.into_iter().chain(std::iter::once(self.event))
-    }
-}
-
 /// The newest event of each product in `events`, by product id (the order rows are locked in).
-fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, Newest> {
-    let mut newest: BTreeMap<i64, Newest> = BTreeMap::new();
+fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, CatalogEvent> {
+    let mut newest: BTreeMap<i64, CatalogEvent> = BTreeMap::new();
     for event in events {
         let (id, version) = key(&event);
-        let change = (!matches!(event, CatalogEvent::LikesChanged(_))).then(|| event.clone());
         match newest.entry(id) {
             std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(Newest { event, change });
+                slot.insert(event);
             }
             std::collections::btree_map::Entry::Occupied(mut slot) => {
-                let kept = slot.get_mut();
-                if change.is_some()
-                    && kept
-                        .change
-                        .as_ref()
-                        .is_none_or(|older| key(older).1 < version)
-                {
-                    kept.change = change;
-                }
-                if key(&kept.event).1 < version {
-                    kept.event = event;
+                if key(slot.get()).1 < version {
+                    slot.insert(event);
                 }
             }
         }
@@ -131,9 +105,8 @@ pub async fn request_resync_if_empty(
 /// record of applied events.
 pub struct ReadModelHandler {
     pub db: Database,
-    /// This instance's browsers hear of every change applied here, including changes made
-    /// while the instance was down, which its own live queue never saw.
-    pub live: std::sync::Arc<crate::live::LiveFeed>,
+    /// Woken after each commit, to publish the batch to the instances' galleries.
+    pub relay: RelayWaker,
 }
 
 impl Handler for ReadModelHandler {
@@ -148,16 +121,20 @@ impl Handler for ReadModelHandler {
     #[tracing::instrument(name = "apply_catalog_events", skip_all, fields(events = batch.len()))]
     async fn handle_batch(&self, batch: Vec<Envelope<CatalogEvent>>) -> Result<(), HandleError> {
         let newest = newest_per_product(batch.into_iter().map(|e| e.event).collect());
-        let rows: Vec<serde_json::Value> = newest.values().map(|kept| row(&kept.event)).collect();
+        let rows: Vec<serde_json::Value> = newest.values().map(row).collect();
         let mut tx = self.db.begin_write().await?;
         sqlx::query(self.db.sql(&APPLY))
             .bind(serde_json::Value::Array(rows).to_string())
             .execute(&mut *tx)
             .await?;
+        // Every instance's gallery takes each product's newest event over an older one only,
+        // so sending what the batch held (even if the row already had something newer) is safe.
+        let changed = GalleryEvent::Changed {
+            products: newest.into_values().collect(),
+        };
+        outbox::enqueue(&mut tx, &Envelope::new(changed)).await?;
         tx.commit().await?;
-        for event in newest.into_values().flat_map(Newest::announcements) {
-            self.live.applied_to_read_model(event);
-        }
+        self.relay.wake();
         Ok(())
     }
 }
@@ -192,34 +169,7 @@ mod tests {
             updated(1, "Second", 2),
         ]);
         assert_eq!(newest.len(), 2);
-        assert_eq!(newest[&1].event, updated(1, "Second", 2));
-        assert_eq!(newest[&2].event, deleted);
-        assert_eq!(
-            newest[&1].clone().announcements().count(),
-            1,
-            "the newest event is itself the change"
-        );
-    }
-
-    #[test]
-    fn a_rename_overtaken_by_a_newer_count_is_still_announced() {
-        let count = |version| {
-            let CatalogEvent::ProductUpdated(mut product) = updated(7, "Renamed", version) else {
-                unreachable!()
-            };
-            product.likes = 3;
-            CatalogEvent::LikesChanged(product)
-        };
-        for events in [
-            vec![updated(7, "First", 1), updated(7, "Renamed", 5), count(6)],
-            vec![count(6), updated(7, "Renamed", 5), updated(7, "First", 1)],
-        ] {
-            let newest = newest_per_product(events);
-            let announced: Vec<CatalogEvent> = newest
-                .into_values()
-                .flat_map(Newest::announcements)
-                .collect();
-            assert_eq!(announced, vec![updated(7, "Renamed", 5), count(6)]);
-        }
+        assert_eq!(newest[&1], updated(1, "Second", 2));
+        assert_eq!(newest[&2], deleted);
     }
 }

@@ -1,48 +1,62 @@
 //! The web service's JSON API for visitors: the gallery and likes. The visitor comes from the
 //! signed cookie (see `visitor`).
 
+use super::gallery::Gallery;
 use super::likes::Likes;
 use crate::error::{Error, Result};
 use app::domain::{ProductId, VisitorId};
-use app::wire::{GalleryItem, LikeState};
+use app::wire::LikeState;
 use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct Visitors {
+    likes: Likes,
+    gallery: Arc<Gallery>,
+}
 
 /// `GET /api/products`, `POST` and `DELETE /api/products/{id}/like`.
-pub fn router(likes: Likes) -> Router {
+pub fn router(likes: Likes, gallery: Arc<Gallery>) -> Router {
     Router::new()
-        .route("/api/products", get(gallery))
+        .route("/api/products", get(list))
         .route("/api/products/{id}/like", post(like).delete(unlike))
-        .with_state(likes)
+        .with_state(Visitors { likes, gallery })
 }
 
 fn product_id(raw: &str) -> Result<ProductId> {
     ProductId::parse(raw).map_err(|_| Error::NotFound)
 }
 
+/// The gallery as this instance holds it, with this visitor's liked flags: `GalleryItem`s in
+/// id order.
 #[tracing::instrument(skip_all)]
-async fn gallery(
-    State(likes): State<Likes>,
+async fn list(
+    State(state): State<Visitors>,
     Extension(visitor): Extension<VisitorId>,
-) -> Result<Json<Vec<GalleryItem>>> {
-    Ok(Json(likes.gallery(&visitor).await?))
+) -> Result<Response> {
+    let liked = state.likes.liked_by(&visitor).await?;
+    let body = state.gallery.snapshot().json(&liked);
+    Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 #[tracing::instrument(skip_all, fields(product_id = %id))]
 async fn like(
-    State(likes): State<Likes>,
+    State(state): State<Visitors>,
     Extension(visitor): Extension<VisitorId>,
     Path(id): Path<String>,
 ) -> Result<Json<LikeState>> {
-    Ok(Json(likes.like(&visitor, product_id(&id)?).await?))
+    Ok(Json(state.likes.like(&visitor, product_id(&id)?).await?))
 }
 
 #[tracing::instrument(skip_all, fields(product_id = %id))]
 async fn unlike(
-    State(likes): State<Likes>,
+    State(state): State<Visitors>,
     Extension(visitor): Extension<VisitorId>,
     Path(id): Path<String>,
 ) -> Result<Json<LikeState>> {
-    Ok(Json(likes.unlike(&visitor, product_id(&id)?).await?))
+    Ok(Json(state.likes.unlike(&visitor, product_id(&id)?).await?))
 }

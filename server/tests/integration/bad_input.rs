@@ -175,6 +175,11 @@ async fn a_thousand_malformed_messages_per_queue_are_dead_lettered_and_good_ones
             .publish(&web_exchange, &likes)
             .await
             .expect("published");
+        let galleries = malformed_batch(&mut cases, &["gallery.changed"], 100);
+        rabbitmq_bus()
+            .publish(&web_exchange, &galleries)
+            .await
+            .expect("published");
         let resyncs = malformed_batch(&mut cases, &["resync.requested"], 100);
         rabbitmq_bus()
             .publish(&web_exchange, &resyncs)
@@ -204,7 +209,7 @@ async fn a_thousand_malformed_messages_per_queue_are_dead_lettered_and_good_ones
     drain_dead_letters(topology.catalog_likes(200), 1000).await;
     drain_dead_letters(topology.catalog_resync(), 1000).await;
     drain_dead_letters(topology.web_read_model(200), 1000).await;
-    drain_dead_letters(topology.web_live(200), 1000).await;
+    drain_dead_letters(topology.web_gallery(200), 1000).await;
 
     // …and every good one was applied: ten likes counted, the last rename in the read model and
     // on the socket, ten resyncs answered with the catalog's own snapshot.

@@ -198,6 +198,14 @@ pub async fn gallery(web: SocketAddr) -> Option<Seen> {
     list(fresh_client().get(format!("http://{web}/api/products"))).await
 }
 
+/// The gallery as `visitor` sees it.
+async fn gallery_of(visitor: &Visitor) -> Option<Seen> {
+    let request = fresh_client()
+        .get(format!("http://{}/api/products", visitor.web))
+        .header("cookie", &visitor.cookie);
+    list(request).await
+}
+
 /// The catalog's own view, through the admin API.
 pub async fn catalog_view(catalog: SocketAddr, token: &str) -> Option<Seen> {
     let request = fresh_client()
@@ -208,8 +216,12 @@ pub async fn catalog_view(catalog: SocketAddr, token: &str) -> Option<Seen> {
 
 /// A product list fetched with `request`; `None` while the service does not answer.
 async fn list(request: reqwest::RequestBuilder) -> Option<Seen> {
-    let list: Value = request.send().await.ok()?.json().await.ok()?;
-    Some(seen(&list))
+    let response = request.send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let list: Value = response.json().await.ok()?;
+    list.is_array().then(|| seen(&list))
 }
 
 fn seen(list: &Value) -> Seen {
@@ -255,46 +267,104 @@ pub async fn wait_for_everywhere(
     }
 }
 
-/// A browser's live socket, reduced to what it would show: it applies `likes` and `product`
-/// messages and, on `resync`, fetches the list again, as the page does.
+/// A browser's live page, reduced to what it would show. Like the page, it keeps the list it
+/// fetched last (the newest request's answer wins) with pushed counts over the listed ones; it
+/// fetches the list again on `product`, `deleted` and `resync` messages (forgetting pushed counts
+/// on `resync`, which means some were missed), and also at random moments, 10 to 150 ms apart,
+/// so that refetches land anywhere among the pushes.
 pub struct LiveWatch {
-    shown: Arc<Mutex<Seen>>,
+    shown: Arc<Mutex<Page>>,
     task: tokio::task::JoinHandle<()>,
 }
 
+#[derive(Debug, Default)]
+struct Page {
+    list: Seen,
+    pushed: BTreeMap<i64, i64>,
+}
+
+impl Page {
+    fn shown(&self) -> Seen {
+        self.list
+            .iter()
+            .map(|(id, (title, likes))| {
+                let likes = self.pushed.get(id).copied().unwrap_or(*likes);
+                (*id, (title.clone(), likes))
+            })
+            .collect()
+    }
+}
+
 impl LiveWatch {
-    /// Opens `ws://web/ws` with the gallery as it is now.
+    /// Opens `ws://web/ws`, then loads the gallery as it is now.
     pub async fn open(web: SocketAddr) -> Self {
         use tokio_tungstenite::tungstenite::Message;
         let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws"))
             .await
             .expect("a live socket opens");
-        let shown = Arc::new(Mutex::new(gallery(web).await.expect("the gallery loads")));
+        // One visitor, as one browser is: refetches do not make new ones.
+        let visitor = Arc::new(visitors(web, 1).await.remove(0));
+        let page = Page {
+            list: gallery_of(&visitor).await.expect("the gallery loads"),
+            pushed: BTreeMap::new(),
+        };
+        let shown = Arc::new(Mutex::new(page));
         let writer = shown.clone();
         let task = tokio::spawn(async move {
-            while let Some(Ok(message)) = socket.next().await {
-                let Message::Text(text) = message else {
-                    continue;
-                };
-                let message: Value = serde_json::from_str(&text).expect("live messages are JSON");
-                match message["type"].as_str() {
-                    Some("likes") => {
-                        let id = message["id"].as_i64().expect("an id");
-                        let likes = message["likes"].as_i64().expect("a count");
-                        writer.lock().unwrap().entry(id).or_default().1 = likes;
+            let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel::<(u64, Seen)>();
+            let (mut asked, mut applied) = (0_u64, 0_u64);
+            let refetch = |asked: &mut u64| {
+                *asked += 1;
+                let (seq, answers, visitor) = (*asked, answers.clone(), visitor.clone());
+                tokio::spawn(async move {
+                    if let Some(list) = gallery_of(&visitor).await {
+                        let _ = answers.send((seq, list));
                     }
-                    Some("product") => {
-                        let product = &message["product"];
-                        let id = product["id"].as_i64().expect("an id");
-                        let title = product["title"].as_str().expect("a title").to_owned();
-                        writer.lock().unwrap().entry(id).or_default().0 = title;
-                    }
-                    Some("resync") => {
-                        if let Some(list) = gallery(web).await {
-                            *writer.lock().unwrap() = list;
+                });
+            };
+            let mut random = uuid::Uuid::new_v4().as_u128() as u64 | 1;
+            let mut pause = move || {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                Duration::from_millis(10 + random % 140)
+            };
+            let timer = tokio::time::sleep(pause());
+            tokio::pin!(timer);
+            loop {
+                tokio::select! {
+                    message = socket.next() => {
+                        let Some(Ok(message)) = message else { break };
+                        let Message::Text(text) = message else { continue };
+                        let message: Value =
+                            serde_json::from_str(&text).expect("live messages are JSON");
+                        match message["type"].as_str() {
+                            Some("counts") => {
+                                let pairs = message["counts"].as_array().expect("pairs");
+                                let mut page = writer.lock().unwrap();
+                                for pair in pairs {
+                                    let id = pair[0].as_i64().expect("an id");
+                                    page.pushed.insert(id, pair[1].as_i64().expect("a count"));
+                                }
+                            }
+                            Some("product") | Some("deleted") => refetch(&mut asked),
+                            Some("resync") => {
+                                writer.lock().unwrap().pushed.clear();
+                                refetch(&mut asked);
+                            }
+                            _ => {}
                         }
                     }
-                    _ => {}
+                    Some((seq, list)) = answered.recv() => {
+                        if seq > applied {
+                            applied = seq;
+                            writer.lock().unwrap().list = list;
+                        }
+                    }
+                    _ = &mut timer => {
+                        refetch(&mut asked);
+                        timer.as_mut().reset(tokio::time::Instant::now() + pause());
+                    }
                 }
             }
         });
@@ -304,7 +374,7 @@ impl LiveWatch {
     /// Waits until the socket has delivered `want`; fails if the socket closed first.
     pub async fn wait_for(&self, want: &Seen) {
         let poll = async {
-            while *self.shown.lock().unwrap() != *want {
+            while self.shown.lock().unwrap().shown() != *want {
                 assert!(!self.task.is_finished(), "the live socket closed");
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
@@ -313,8 +383,8 @@ impl LiveWatch {
             .await
             .is_err()
         {
-            let shown = self.shown.lock().unwrap().clone();
-            panic!("the live socket shows {shown:?}, not {want:?}");
+            let shown = self.shown.lock().unwrap().shown();
+            panic!("the live page shows {shown:?}, not {want:?}");
         }
     }
 }

@@ -398,7 +398,34 @@ macro_rules! contract {
     };
 }
 
+/// `waiting` counts the messages ready in a queue and not yet handed to its consumer: the
+/// consumer's lag, as `/metrics` reports it.
+async fn waiting_counts_the_messages_ready_in_a_queue(bus: Bus) {
+    let spec = spec(1);
+    let mut subscription = bus.subscribe(&spec).await.expect("subscribed");
+    let messages = (0..7).map(|n| message("product.created", &n.to_string()));
+    let published = publish_in_background(&bus, &spec.exchange, messages.collect());
+    // Prefetch 1: the consumer holds one message; six wait.
+    let mut held = vec![next(&mut subscription).await];
+    let counted = async {
+        while bus.waiting(&spec.queue).await.expect("asked") != 6 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, counted)
+        .await
+        .expect("six messages counted as waiting");
+    for _ in 0..6 {
+        held.pop().expect("held").ack().await.expect("acked");
+        held.push(next(&mut subscription).await);
+    }
+    held.pop().expect("held").ack().await.expect("acked");
+    published.await.expect("joined").expect("confirmed");
+    assert_eq!(bus.waiting(&spec.queue).await.expect("asked"), 0);
+}
+
 contract!(
+    waiting_counts_the_messages_ready_in_a_queue,
     a_published_message_is_delivered_once_and_acked,
     a_message_held_by_a_crashed_handler_is_redelivered,
     a_requeued_message_is_delivered_again,

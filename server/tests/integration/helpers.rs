@@ -387,11 +387,18 @@ impl TestApp {
             .expect("request reaches the app")
     }
 
-    /// Opens a WebSocket on `/ws`, as a browser would.
+    /// Opens a WebSocket on `/ws`, as a browser would, and checks that its first message names
+    /// the protocol.
     pub async fn connect_live(&self) -> Result<LiveClient, tokio_tungstenite::tungstenite::Error> {
         let (socket, _) =
             tokio_tungstenite::connect_async(format!("ws://{}/ws", self.address)).await?;
-        Ok(LiveClient(socket))
+        let mut client = LiveClient(socket);
+        assert_eq!(
+            client.next_message().await,
+            serde_json::json!({"type": "hello", "protocol": app::live::PROTOCOL}),
+            "a socket's first message names the protocol"
+        );
+        Ok(client)
     }
 
     /// The gallery page's HTML.
@@ -468,7 +475,18 @@ pub struct LiveClient(
 );
 
 impl LiveClient {
-    /// The next live message of `kind` (`likes`, `product`…), skipping others.
+    /// The count of product `id` in the next `counts` frame that has one, skipping the rest.
+    pub async fn next_count_of(&mut self, id: i64) -> i64 {
+        loop {
+            let frame = self.next_of_type("counts").await;
+            let pairs = frame["counts"].as_array().expect("counts are pairs");
+            if let Some(pair) = pairs.iter().find(|pair| pair[0] == id) {
+                return pair[1].as_i64().expect("a count");
+            }
+        }
+    }
+
+    /// The next live message of `kind` (`counts`, `product`…), skipping others.
     pub async fn next_of_type(&mut self, kind: &str) -> serde_json::Value {
         loop {
             let message = self.next_message().await;
@@ -644,4 +662,42 @@ pub fn rabbitmq_bus() -> Bus {
 
 pub fn memory_bus() -> Bus {
     Bus::Memory(MemoryBus::new(Duration::from_secs(5)))
+}
+
+/// `rabbitmqctl -q args…`'s standard output, run off the runtime's threads (the app under test
+/// shares them).
+pub async fn rabbitmqctl(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = std::process::Command::new("rabbitmqctl")
+            .arg("-q")
+            .args(&args)
+            .output()
+            .expect("rabbitmqctl runs (this test needs the RabbitMQ on this machine)");
+        assert!(output.status.success(), "rabbitmqctl {args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    })
+    .await
+    .expect("rabbitmqctl joined")
+}
+
+/// The broker's id of the open connection named `name`, or whose name starts with `name` when
+/// it ends with `*`.
+pub async fn connection_named(name: &str) -> Option<String> {
+    let listing = rabbitmqctl(&[
+        "list_connections",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+    ])
+    .await;
+    let wanted = match name.strip_suffix('*') {
+        Some(prefix) => format!("\"connection_name\",\"{prefix}"),
+        None => format!("\"connection_name\",\"{name}\""),
+    };
+    listing
+        .lines()
+        .find(|line| line.contains(&wanted))
+        .and_then(|line| line.split('\t').next())
+        .map(str::to_owned)
 }

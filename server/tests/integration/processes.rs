@@ -112,7 +112,8 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
             while let Some(Ok(message)) = socket.next().await {
                 if let Message::Text(text) = message {
                     let message: Value = serde_json::from_str(&text).unwrap();
-                    if message["type"] == "likes" && message["likes"] == 20 {
+                    let counts = message["counts"].as_array().cloned().unwrap_or_default();
+                    if counts.iter().any(|pair| pair[0] == id && pair[1] == 20) {
                         return;
                     }
                 }

@@ -3,45 +3,10 @@
 //! reach that limit through lost connections: the catalog's consumer connection closed 25 times
 //! under a backlog leaves every like counted and nothing dead-lettered.
 
-use crate::helpers::{publish_events, spawn_app, wait_until};
+use crate::helpers::{connection_named, publish_events, rabbitmqctl, spawn_app, wait_until};
 use server::bus::Envelope;
 use server::events::{LikeChange, LikeEvent};
-use std::process::Command;
 use std::time::Duration;
-
-/// `rabbitmqctl -q args…`'s standard output, run off the runtime's threads (the app under test
-/// shares them).
-async fn rabbitmqctl(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let output = Command::new("rabbitmqctl")
-            .arg("-q")
-            .args(&args)
-            .output()
-            .expect("rabbitmqctl runs (this test needs the RabbitMQ on this machine)");
-        assert!(output.status.success(), "rabbitmqctl {args:?}");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    })
-    .await
-    .expect("rabbitmqctl joined")
-}
-
-/// The broker's id of the connection named `name`, if it is open.
-async fn connection_named(name: &str) -> Option<String> {
-    let listing = rabbitmqctl(&[
-        "list_connections",
-        "--no-table-headers",
-        "pid",
-        "client_properties",
-    ])
-    .await;
-    let wanted = format!("\"connection_name\",\"{name}\"");
-    listing
-        .lines()
-        .find(|line| line.contains(&wanted))
-        .and_then(|line| line.split('\t').next())
-        .map(str::to_owned)
-}
 
 /// Ready and unacknowledged messages in `queue`, summed over virtual hosts.
 async fn messages_in(queue: &str) -> u64 {

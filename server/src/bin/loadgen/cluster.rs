@@ -70,6 +70,8 @@ fn common_args(token: &str) -> Vec<String> {
         "--rate-limit-likes-per-minute=0".to_owned(),
         "--rate-limit-visitors-per-minute=0".to_owned(),
         "--live-max-connections=20000".to_owned(),
+        // Every socket of the benchmark comes from this one address.
+        "--live-max-per-address=0".to_owned(),
     ]
 }
 

@@ -4,8 +4,8 @@
 //! click; a socket's delivery latency for that click is when it first shows a count of at least
 //! `n`, minus when the click was sent.
 
+use app::live::LiveMessage;
 use futures_util::StreamExt;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,25 +77,31 @@ impl Watch {
                 let Message::Text(text) = message else {
                     continue;
                 };
-                let Ok(message) = serde_json::from_str::<Value>(&text) else {
+                // Stamped on read, before parsing, so the figure is the wire's and not ours.
+                let received = clicks.as_ref().map(|clicks| clicks.now());
+                let Ok(message) = serde_json::from_str::<LiveMessage>(&text) else {
                     continue;
                 };
-                let received = clicks.as_ref().map(|clicks| clicks.now());
-                match message["type"].as_str() {
-                    Some("likes") => {
-                        let (Some(id), Some(likes)) =
-                            (message["id"].as_i64(), message["likes"].as_i64())
-                        else {
-                            continue;
-                        };
+                match message {
+                    LiveMessage::Counts { counts } => {
                         let mut state = writer.lock().expect("not poisoned");
                         state.messages += 1;
-                        let before = state.shown.insert(id, likes).unwrap_or(0);
-                        if let (Some(clicks), Some(received)) = (&clicks, received) {
-                            record(clicks, &mut state.latencies_us, id, before, likes, received);
+                        for (id, likes) in counts {
+                            let id = id.get();
+                            let before = state.shown.insert(id, likes).unwrap_or(0);
+                            if let (Some(clicks), Some(received)) = (&clicks, received) {
+                                record(
+                                    clicks,
+                                    &mut state.latencies_us,
+                                    id,
+                                    before,
+                                    likes,
+                                    received,
+                                );
+                            }
                         }
                     }
-                    Some("resync") => {
+                    LiveMessage::Resync => {
                         let fresh = crate::traffic::counts(
                             &client,
                             &format!("http://{web}/api/products"),

@@ -1,0 +1,528 @@
+//! One web instance's gallery in memory: every product of the read model at the newest version
+//! this instance knows, the single source of `GET /api/products`, the server-rendered page and
+//! the live pushes. A change is applied to the state and pushed to this instance's sockets in one
+//! step, so a browser that refetches at any moment reads a state at least as new as every push
+//! it has received.
+//!
+//! How it stays in step with the durable read model: it is loaded from the read model when the
+//! instance starts, after its own queue exists; every batch the read model commits (on any
+//! instance sharing the web database) is published through the outbox as `gallery.changed` to
+//! every instance's queue; and when that queue had to be made anew after a lost connection, the
+//! state is loaded again. Each product only ever moves to a higher version, so repeats, reorders
+//! and overlaps between those sources are harmless.
+
+use crate::bus::consumer::{HandleError, Handler};
+use crate::bus::Envelope;
+use crate::db::Database;
+use crate::events::{CatalogEvent, GalleryEvent, ProductSnapshot};
+use crate::live::LiveHub;
+use crate::shutdown::Shutdown;
+use app::domain::{ImageUrl, ProductId, ProductTitle};
+use app::live::LiveMessage;
+use app::wire::{GalleryItem, Product};
+use axum::body::Bytes;
+use sqlx::Row;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One product as this instance knows it.
+#[derive(Debug)]
+struct Entry {
+    product: Product,
+    /// The catalog's version of the product this entry reflects.
+    version: i64,
+    /// A tombstone: kept so that an older event cannot bring the product back.
+    deleted: bool,
+    /// The product's JSON object in the list, open after `"liked":`, made once per version.
+    fragment: Box<str>,
+}
+
+impl Entry {
+    fn new(product: Product, version: i64, deleted: bool) -> Self {
+        let mut fragment = serde_json::to_string(&product).expect("products serialise to JSON");
+        fragment.pop(); // the closing brace
+        fragment.push_str(",\"liked\":");
+        Self {
+            product,
+            version,
+            deleted,
+            fragment: fragment.into_boxed_str(),
+        }
+    }
+
+    fn from_event(event: CatalogEvent, old: Option<&Entry>) -> Self {
+        match event {
+            CatalogEvent::ProductCreated(p)
+            | CatalogEvent::ProductUpdated(p)
+            | CatalogEvent::LikesChanged(p) => {
+                let version = p.version;
+                Self::new(p.product(), version, false)
+            }
+            CatalogEvent::ProductDeleted { id, version } => {
+                // What the tombstone shows is never sent; keep what was known.
+                let product = old.map(|entry| entry.product.clone()).unwrap_or(Product {
+                    id,
+                    title: ProductTitle::parse("deleted").expect("a valid title"),
+                    image: ImageUrl::parse("https://invalid.example/").expect("a valid URL"),
+                    likes: 0,
+                });
+                Self::new(product, version, true)
+            }
+        }
+    }
+}
+
+/// The product id and version an event is about.
+fn key(event: &CatalogEvent) -> (ProductId, i64) {
+    match event {
+        CatalogEvent::ProductCreated(p)
+        | CatalogEvent::ProductUpdated(p)
+        | CatalogEvent::LikesChanged(p) => (p.id, p.version),
+        CatalogEvent::ProductDeleted { id, version } => (*id, *version),
+    }
+}
+
+/// The gallery at one moment. Immutable: a change makes a new snapshot sharing the entries it
+/// did not touch.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every product seen, tombstones included, ordered by id.
+    entries: Vec<Arc<Entry>>,
+    /// The JSON list with no product liked, made on first use.
+    unliked: OnceLock<Bytes>,
+}
+
+impl Snapshot {
+    fn shown(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .map(|entry| &**entry)
+            .filter(|entry| !entry.deleted)
+    }
+
+    /// The gallery's products in id order, with whether the visitor likes each.
+    pub fn items(&self, liked: &HashSet<ProductId>) -> Vec<GalleryItem> {
+        self.shown()
+            .map(|entry| GalleryItem {
+                product: entry.product.clone(),
+                liked: liked.contains(&entry.product.id),
+            })
+            .collect()
+    }
+
+    /// The same list as JSON. Without likes it is the same shared bytes for every visitor;
+    /// with some, only the flags are written per request.
+    pub fn json(&self, liked: &HashSet<ProductId>) -> Bytes {
+        if liked.is_empty() {
+            return self
+                .unliked
+                .get_or_init(|| self.write_json(&HashSet::new()))
+                .clone();
+        }
+        self.write_json(liked)
+    }
+
+    fn write_json(&self, liked: &HashSet<ProductId>) -> Bytes {
+        let size: usize = self.entries.iter().map(|e| e.fragment.len() + 7).sum();
+        let mut out = Vec::with_capacity(size + 2);
+        out.push(b'[');
+        for (n, entry) in self.shown().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(entry.fragment.as_bytes());
+            let flag: &[u8] = if liked.contains(&entry.product.id) {
+                b"true}"
+            } else {
+                b"false}"
+            };
+            out.extend_from_slice(flag);
+        }
+        out.push(b']');
+        Bytes::from(out)
+    }
+
+    /// Products shown now.
+    pub fn len(&self) -> usize {
+        self.shown().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Counts waiting for the next tick, by product.
+#[derive(Default)]
+struct Outgoing {
+    counts: BTreeMap<ProductId, i64>,
+}
+
+/// The in-memory gallery of one web instance and the pushes to its sockets.
+pub struct Gallery {
+    current: RwLock<Arc<Snapshot>>,
+    /// Held while a change is applied and pushed, so changes reach sockets in the order they
+    /// reached the state.
+    writer: Mutex<Outgoing>,
+    /// Told when counts start waiting, so that an idle gallery sends them at once.
+    counts_waiting: tokio::sync::Notify,
+    hub: Arc<LiveHub>,
+}
+
+impl Gallery {
+    /// An empty gallery pushing to `hub`.
+    pub fn new(hub: Arc<LiveHub>) -> Arc<Self> {
+        Arc::new(Self {
+            current: RwLock::default(),
+            writer: Mutex::default(),
+            counts_waiting: tokio::sync::Notify::new(),
+            hub,
+        })
+    }
+
+    /// The gallery as it is now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Outgoing> {
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Applies catalog events, each only over an older version of its product, and tells the
+    /// sockets what changed: a new or changed product and a deletion at once, counts in the
+    /// next `counts` frame (only the latest count of each product goes out).
+    pub fn apply(&self, events: impl IntoIterator<Item = CatalogEvent>) {
+        let mut outgoing = self.lock();
+        let mut entries = self.snapshot().entries.clone();
+        let mut announce = Vec::new();
+        let mut changed = false;
+        for event in events {
+            let (id, version) = key(&event);
+            let at = entries.binary_search_by_key(&id.get(), |entry| entry.product.id.get());
+            let old = at.ok().map(|i| entries[i].clone());
+            if old.as_ref().is_some_and(|old| old.version >= version) {
+                continue;
+            }
+            changed = true;
+            let entry = Entry::from_event(event, old.as_deref());
+            let shown_before = old.as_ref().filter(|old| !old.deleted);
+            if entry.deleted {
+                if shown_before.is_some() {
+                    outgoing.counts.remove(&id);
+                    announce.push(LiveMessage::Deleted { id });
+                }
+            } else {
+                let same_face = shown_before.is_some_and(|old| {
+                    old.product.title == entry.product.title
+                        && old.product.image == entry.product.image
+                });
+                if !same_face {
+                    announce.push(LiveMessage::Product {
+                        product: entry.product.clone(),
+                    });
+                }
+                // Pages keep pushed counts over refetched ones: a changed product's count goes
+                // out too, so an older pushed count cannot stay on the page.
+                if !same_face
+                    || shown_before.is_none_or(|old| old.product.likes != entry.product.likes)
+                {
+                    outgoing.counts.insert(id, entry.product.likes);
+                }
+            }
+            match at {
+                Ok(i) => entries[i] = Arc::new(entry),
+                Err(i) => entries.insert(i, Arc::new(entry)),
+            }
+        }
+        if !changed {
+            return;
+        }
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(Snapshot {
+            entries,
+            unliked: OnceLock::new(),
+        });
+        for message in &announce {
+            self.hub.publish(message);
+        }
+        if !outgoing.counts.is_empty() {
+            self.counts_waiting.notify_one();
+        }
+    }
+
+    /// Sends the counts that changed since the last frame, all in one frame.
+    pub fn flush(&self) {
+        let mut outgoing = self.lock();
+        if outgoing.counts.is_empty() {
+            return;
+        }
+        let counts = std::mem::take(&mut outgoing.counts).into_iter().collect();
+        self.hub.publish(&LiveMessage::Counts { counts });
+    }
+
+    /// Merges the read model into the state: whatever it holds newer than this instance
+    /// (changes published while this instance's queue did not exist) is applied and pushed.
+    pub async fn reload(&self, db: &Database) -> Result<usize, sqlx::Error> {
+        let rows = sqlx::query("select id, title, image, likes, version, deleted from product")
+            .fetch_all(db.pool())
+            .await?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = ProductId::from_stored(row.try_get("id")?);
+            let version: i64 = row.try_get("version")?;
+            if row.try_get::<i64, _>("deleted")? == 1 {
+                events.push(CatalogEvent::ProductDeleted { id, version });
+                continue;
+            }
+            // Rows come from validated events; one that no longer parses is left out, loudly.
+            let title = ProductTitle::parse(row.try_get("title")?);
+            let image = ImageUrl::parse(row.try_get("image")?);
+            let (Ok(title), Ok(image)) = (title, image) else {
+                tracing::error!(product_id = %id, "read model row does not validate; not shown");
+                continue;
+            };
+            events.push(CatalogEvent::ProductUpdated(ProductSnapshot {
+                id,
+                title,
+                image,
+                likes: row.try_get("likes")?,
+                version,
+            }));
+        }
+        let count = events.len();
+        self.apply(events);
+        Ok(count)
+    }
+
+    /// Sends waiting counts, at once when idle and at most one frame per `tick` under load;
+    /// loads the read model again each time `reopened` says this instance's queue was made anew;
+    /// until `shutdown`.
+    pub fn start(
+        self: &Arc<Self>,
+        db: Database,
+        mut reopened: watch::Receiver<u64>,
+        tick: Duration,
+        mut shutdown: Shutdown,
+    ) -> tokio::task::JoinHandle<()> {
+        let gallery = self.clone();
+        tokio::spawn(async move {
+            let mut watching = true;
+            loop {
+                tokio::select! {
+                    _ = gallery.counts_waiting.notified() => {
+                        gallery.flush();
+                        // Whatever changes meanwhile waits for the next frame.
+                        tokio::select! {
+                            _ = tokio::time::sleep(tick) => {}
+                            _ = shutdown.wait() => break,
+                        }
+                    }
+                    changed = reopened.changed(), if watching => {
+                        if changed.is_err() {
+                            watching = false;
+                            continue;
+                        }
+                        gallery.reload_until_done(&db, &mut shutdown).await;
+                    }
+                    _ = shutdown.wait() => break,
+                }
+            }
+        })
+    }
+
+    async fn reload_until_done(&self, db: &Database, shutdown: &mut Shutdown) {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.reload(db).await {
+                Ok(products) => {
+                    tracing::info!(
+                        products,
+                        "queue made anew: gallery reloaded from the read model"
+                    );
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot reload the gallery yet; retrying");
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.wait() => return,
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// The consumer side: what any instance's read model committed, applied to this instance.
+pub struct GalleryHandler(pub Arc<Gallery>);
+
+impl Handler for GalleryHandler {
+    type Event = GalleryEvent;
+    const NAME: &'static str = "gallery";
+    const BATCH: usize = 64;
+
+    async fn handle(&self, envelope: Envelope<GalleryEvent>) -> Result<(), HandleError> {
+        self.handle_batch(vec![envelope]).await
+    }
+
+    async fn handle_batch(&self, batch: Vec<Envelope<GalleryEvent>>) -> Result<(), HandleError> {
+        self.0.apply(batch.into_iter().flat_map(|envelope| {
+            let GalleryEvent::Changed { products } = envelope.event;
+            products
+        }));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::broadcast;
+
+    fn snapshot(id: i64, title: &str, likes: i64, version: i64) -> ProductSnapshot {
+        ProductSnapshot {
+            id: ProductId::from_stored(id),
+            title: ProductTitle::parse(title).unwrap(),
+            image: ImageUrl::parse("https://example.com/x.jpg").unwrap(),
+            likes,
+            version,
+        }
+    }
+
+    fn gallery() -> (
+        Arc<Gallery>,
+        broadcast::Receiver<axum::extract::ws::Utf8Bytes>,
+    ) {
+        let hub = LiveHub::new(10, 64);
+        let socket = hub.subscribe();
+        (Gallery::new(hub), socket)
+    }
+
+    fn sent(
+        socket: &mut broadcast::Receiver<axum::extract::ws::Utf8Bytes>,
+    ) -> Vec<serde_json::Value> {
+        std::iter::from_fn(|| socket.try_recv().ok())
+            .map(|text| serde_json::from_str(text.as_str()).unwrap())
+            .collect()
+    }
+
+    fn titles(gallery: &Gallery) -> Vec<(i64, String, i64)> {
+        gallery
+            .snapshot()
+            .items(&HashSet::new())
+            .into_iter()
+            .map(|item| {
+                let p = item.product;
+                (p.id.get(), p.title.as_str().to_owned(), p.likes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_version_wins_whatever_order_events_come_in() {
+        let events = [
+            CatalogEvent::ProductCreated(snapshot(1, "First", 0, 1)),
+            CatalogEvent::ProductUpdated(snapshot(1, "Renamed", 0, 2)),
+            CatalogEvent::LikesChanged(snapshot(1, "Renamed", 3, 3)),
+            CatalogEvent::ProductCreated(snapshot(2, "Gone", 0, 1)),
+            CatalogEvent::ProductDeleted {
+                id: ProductId::from_stored(2),
+                version: 2,
+            },
+        ];
+        for order in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]] {
+            let (gallery, _socket) = gallery();
+            for n in order {
+                gallery.apply([events[n].clone()]);
+            }
+            // Repeats change nothing.
+            gallery.apply(events.clone());
+            assert_eq!(titles(&gallery), vec![(1, "Renamed".to_owned(), 3)]);
+        }
+    }
+
+    #[test]
+    fn changes_are_pushed_once_and_counts_go_out_together_in_one_frame() {
+        let (gallery, mut socket) = gallery();
+        gallery.apply([CatalogEvent::ProductCreated(snapshot(7, "Dunes", 0, 1))]);
+        let first = sent(&mut socket);
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0]["type"], "product");
+
+        gallery.apply([
+            CatalogEvent::LikesChanged(snapshot(7, "Dunes", 1, 2)),
+            CatalogEvent::LikesChanged(snapshot(7, "Dunes", 2, 3)),
+        ]);
+        assert!(sent(&mut socket).is_empty(), "counts wait for the frame");
+        gallery.apply([CatalogEvent::LikesChanged(snapshot(8, "Sea", 5, 1))]);
+        sent(&mut socket);
+        gallery.flush();
+        let frames = sent(&mut socket);
+        assert_eq!(frames.len(), 1, "one frame per tick: {frames:?}");
+        assert_eq!(
+            frames[0],
+            serde_json::json!({"type": "counts", "counts": [[7, 2], [8, 5]]}),
+            "the latest count of each product"
+        );
+
+        // A stale copy says nothing; a deletion goes out at once and drops its waiting count.
+        gallery.apply([CatalogEvent::ProductUpdated(snapshot(7, "Old", 0, 1))]);
+        gallery.apply([CatalogEvent::LikesChanged(snapshot(7, "Dunes", 3, 4))]);
+        gallery.apply([CatalogEvent::ProductDeleted {
+            id: ProductId::from_stored(7),
+            version: 5,
+        }]);
+        gallery.flush();
+        let last = sent(&mut socket);
+        assert_eq!(last.len(), 1, "{last:?}");
+        assert_eq!(last[0]["type"], "deleted");
+    }
+
+    #[test]
+    fn a_rename_overtaken_by_a_newer_count_in_one_batch_is_still_pushed() {
+        let (gallery, mut socket) = gallery();
+        gallery.apply([CatalogEvent::ProductCreated(snapshot(7, "Dunes", 0, 1))]);
+        sent(&mut socket);
+        // Only the count of version 3 arrives; it carries the title of the rename of version 2.
+        gallery.apply([CatalogEvent::LikesChanged(snapshot(
+            7,
+            "Dunes at dusk",
+            1,
+            3,
+        ))]);
+        let pushed = sent(&mut socket);
+        assert_eq!(pushed.len(), 1);
+        assert_eq!(pushed[0]["product"]["title"], "Dunes at dusk");
+    }
+
+    #[test]
+    fn the_json_list_carries_each_visitors_own_flags() {
+        let (gallery, _socket) = gallery();
+        gallery.apply([
+            CatalogEvent::ProductCreated(snapshot(1, "One", 4, 1)),
+            CatalogEvent::ProductCreated(snapshot(2, "Two \"quoted\"", 0, 1)),
+        ]);
+        let snapshot = gallery.snapshot();
+        let liked = HashSet::from([ProductId::from_stored(2)]);
+        for flags in [HashSet::new(), liked] {
+            let json: Vec<GalleryItem> = serde_json::from_slice(&snapshot.json(&flags)).unwrap();
+            assert_eq!(json, snapshot.items(&flags));
+        }
+        assert_eq!(
+            snapshot.json(&HashSet::new()).as_ptr(),
+            snapshot.json(&HashSet::new()).as_ptr(),
+            "the list without likes is made once per state"
+        );
+    }
+}
