@@ -44,6 +44,18 @@ pub enum CatalogEvent {
     ProductDeleted { id: ProductId, version: i64 },
 }
 
+impl CatalogEvent {
+    /// The product this event is about and the catalog's version of it.
+    pub fn product_version(&self) -> (ProductId, i64) {
+        match self {
+            CatalogEvent::ProductCreated(p)
+            | CatalogEvent::ProductUpdated(p)
+            | CatalogEvent::LikesChanged(p) => (p.id, p.version),
+            CatalogEvent::ProductDeleted { id, version } => (*id, *version),
+        }
+    }
+}
+
 impl Event for CatalogEvent {
     fn routing_key(&self) -> &'static str {
         match self {

@@ -28,6 +28,11 @@ const SOCKET_BUFFER: usize = 4096;
 /// dead peers are noticed: one silent for two intervals is closed.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
 
+/// The first message on every socket (`LiveMessage::Hello` of `app::live::PROTOCOL`).
+const HELLO: &str = r#"{"type":"hello","protocol":2}"#;
+/// What a socket that fell behind is sent (`LiveMessage::Resync`).
+const RESYNC: &str = r#"{"type":"resync"}"#;
+
 /// Fans live messages out to every open socket of this instance.
 pub struct LiveHub {
     sender: broadcast::Sender<Utf8Bytes>,
@@ -242,13 +247,8 @@ async fn serve(
     let (mut sink, mut stream) = socket.split();
     let mut shutdown = state.shutdown;
     let send_timeout = state.policy.send_timeout;
-    let resync = Utf8Bytes::from(serde_json::to_string(&LiveMessage::Resync).expect("serialises"));
-    let hello = Utf8Bytes::from(
-        serde_json::to_string(&LiveMessage::Hello {
-            protocol: app::live::PROTOCOL,
-        })
-        .expect("serialises"),
-    );
+    let resync = Utf8Bytes::from_static(RESYNC);
+    let hello = Utf8Bytes::from_static(HELLO);
     // When the peer was last heard from (any frame, pongs included), in ms since `started`.
     let started = tokio::time::Instant::now();
     let heard = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -319,6 +319,15 @@ mod tests {
             headers.insert(*name, value.parse().unwrap());
         }
         headers
+    }
+
+    #[test]
+    fn the_fixed_messages_are_what_the_types_serialise_to() {
+        let hello = LiveMessage::Hello {
+            protocol: app::live::PROTOCOL,
+        };
+        assert_eq!(serde_json::to_string(&hello).unwrap(), HELLO);
+        assert_eq!(serde_json::to_string(&LiveMessage::Resync).unwrap(), RESYNC);
     }
 
     #[test]

@@ -177,17 +177,12 @@ impl Application {
                 waker: waker.clone(),
             };
             tasks.push(tokio::spawn(relay.run(shutdown.clone())));
-            tokio::spawn(watch_waiting(
-                bus.clone(),
-                gallery_spec.queue.clone(),
-                GalleryHandler::NAME,
-                shutdown.clone(),
-            ));
             tasks.push(run_consumer(
+                &bus,
+                &gallery_spec,
                 gallery_queue,
                 GalleryHandler(gallery.clone()),
                 &db,
-                prefetch,
                 &shutdown,
             ));
             let read_model = ReadModelHandler {
@@ -341,17 +336,12 @@ async fn consume<H: Handler>(
     shutdown: &Shutdown,
 ) -> Result<JoinHandle<()>, StartError> {
     let subscription = bus.subscribe(&spec).await.map_err(StartError::Bus)?;
-    tokio::spawn(watch_waiting(
-        bus.clone(),
-        spec.queue.clone(),
-        H::NAME,
-        shutdown.clone(),
-    ));
     Ok(run_consumer(
+        bus,
+        &spec,
         subscription,
         handler,
         db,
-        spec.prefetch,
         shutdown,
     ))
 }
@@ -375,14 +365,23 @@ async fn watch_waiting(bus: Bus, queue: String, consumer: &'static str, mut shut
     }
 }
 
-/// Runs `handler` on the deliveries of `subscription` until `shutdown`.
+/// Runs `handler` on the deliveries of `subscription` (of queue `spec`) until `shutdown`, and
+/// keeps the gauge of the messages waiting in that queue.
 fn run_consumer<H: Handler>(
+    bus: &Bus,
+    spec: &QueueSpec,
     subscription: crate::bus::Subscription,
     handler: H,
     db: &Database,
-    prefetch: u16,
     shutdown: &Shutdown,
 ) -> JoinHandle<()> {
+    tokio::spawn(watch_waiting(
+        bus.clone(),
+        spec.queue.clone(),
+        H::NAME,
+        shutdown.clone(),
+    ));
+    let prefetch = spec.prefetch;
     // On PostgreSQL, as many deliveries in hand at once as the queue hands over, up to a
     // handful of transactions: the consumer waits on the database, not on the CPU. SQLite has
     // one writer at a time; concurrent handlers there only queue for its lock.

@@ -74,16 +74,6 @@ impl Entry {
     }
 }
 
-/// The product id and version an event is about.
-fn key(event: &CatalogEvent) -> (ProductId, i64) {
-    match event {
-        CatalogEvent::ProductCreated(p)
-        | CatalogEvent::ProductUpdated(p)
-        | CatalogEvent::LikesChanged(p) => (p.id, p.version),
-        CatalogEvent::ProductDeleted { id, version } => (*id, *version),
-    }
-}
-
 /// The gallery at one moment. Immutable: a change makes a new snapshot sharing the entries it
 /// did not touch.
 #[derive(Debug, Default)]
@@ -143,15 +133,6 @@ impl Snapshot {
         out.push(b']');
         Bytes::from(out)
     }
-
-    /// Products shown now.
-    pub fn len(&self) -> usize {
-        self.shown().count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Counts waiting for the next tick, by product.
@@ -205,7 +186,7 @@ impl Gallery {
         let mut announce = Vec::new();
         let mut changed = false;
         for event in events {
-            let (id, version) = key(&event);
+            let (id, version) = event.product_version();
             let at = entries.binary_search_by_key(&id.get(), |entry| entry.product.id.get());
             let old = at.ok().map(|i| entries[i].clone());
             if old.as_ref().is_some_and(|old| old.version >= version) {

@@ -37,27 +37,18 @@ const APPLY: Sql = Sql {
              where product.version < excluded.version",
 };
 
-/// The product id and version an event is about.
-fn key(event: &CatalogEvent) -> (i64, i64) {
-    match event {
-        CatalogEvent::ProductCreated(p)
-        | CatalogEvent::ProductUpdated(p)
-        | CatalogEvent::LikesChanged(p) => (p.id.get(), p.version),
-        CatalogEvent::ProductDeleted { id, version } => (id.get(), *version),
-    }
-}
-
 /// The newest event of each product in `events`, by product id (the order rows are locked in).
 fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, CatalogEvent> {
     let mut newest: BTreeMap<i64, CatalogEvent> = BTreeMap::new();
     for event in events {
-        let (id, version) = key(&event);
+        let (id, version) = event.product_version();
+        let id = id.get();
         match newest.entry(id) {
             std::collections::btree_map::Entry::Vacant(slot) => {
                 slot.insert(event);
             }
             std::collections::btree_map::Entry::Occupied(mut slot) => {
-                if key(slot.get()).1 < version {
+                if slot.get().product_version().1 < version {
                     slot.insert(event);
                 }
             }
