@@ -10,12 +10,13 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos::reactive::computed::ScopedFuture;
 use leptos::reactive::owner::Owner;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
+use std::sync::OnceLock;
 
 /// The pages and server functions, with the web backend in their context; anything else is a
 /// file of the site or the not-found page.
 pub fn router(options: LeptosOptions, backend: BackendHandle) -> Router {
-    let routes = generate_route_list(app::App);
+    let routes = route_list();
     Router::new()
         .leptos_routes_with_context(
             &options,
@@ -29,6 +30,15 @@ pub fn router(options: LeptosOptions, backend: BackendHandle) -> Router {
         .fallback(leptos_axum::file_and_error_handler(app::shell))
         .with_state(options)
         .layer(axum::middleware::from_fn(own_reactive_owner))
+}
+
+/// The app's routes, worked out once per process. Working them out runs the app with resource
+/// loading suppressed through a flag global to the process: a page of another router rendered
+/// meanwhile (several web roles in one process, as in the tests) would wait for its resource
+/// forever. Once per process, every router waits for the list before it serves anything.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(app::App)).clone()
 }
 
 /// Middleware: runs the request under a fresh root reactive owner. Some Leptos handlers (the
