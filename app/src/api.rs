@@ -3,6 +3,9 @@
 
 #[cfg(feature = "ssr")]
 use crate::domain::{ProductDraft, ProductId};
+use crate::paging::GalleryPage;
+#[cfg(feature = "ssr")]
+use crate::paging::PageRequest;
 use crate::wire::{AppError, GalleryItem, LikeState, Product};
 use leptos::prelude::*;
 
@@ -12,11 +15,36 @@ pub const ADMIN_COOKIE: &str = "lg_admin";
 /// Where a refused sign-in without JavaScript lands.
 pub const SIGN_IN_FAILED_PATH: &str = "/admin?sign_in=failed";
 
-/// The gallery for this visitor: products, ordered by id, and whether they like each.
+/// One page of the gallery for this visitor, in the order `sort` names (`newest` or `likes`),
+/// starting after the cursor `after`; whether they like each product.
 #[server(endpoint = "list_products")]
-pub async fn list_products() -> Result<Vec<GalleryItem>, AppError> {
+pub async fn list_products(
+    sort: Option<String>,
+    after: Option<String>,
+) -> Result<GalleryPage, AppError> {
     let visitor = session::visitor()?;
-    crate::backend::backend()?.gallery(visitor).await
+    let request = PageRequest::parse(sort.as_deref(), after.as_deref(), None)?;
+    crate::backend::backend()?.gallery(visitor, request).await
+}
+
+/// The products among `ids` (comma-separated, at most `MAX_LIMIT`) that the gallery shows: a
+/// page that learns of a product it has not loaded yet fetches it this way.
+#[server(endpoint = "chosen_products")]
+pub async fn chosen_products(ids: String) -> Result<Vec<GalleryItem>, AppError> {
+    let visitor = session::visitor()?;
+    let ids = ids
+        .split(',')
+        .filter(|raw| !raw.trim().is_empty())
+        .map(ProductId::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.len() > crate::paging::MAX_LIMIT {
+        return Err(crate::domain::ValidationError::new(
+            "ids",
+            format!("at most {} at once", crate::paging::MAX_LIMIT),
+        )
+        .into());
+    }
+    crate::backend::backend()?.chosen(visitor, ids).await
 }
 
 /// This visitor likes (`like = true`) or stops liking a product. Liking twice is refused.

@@ -2,6 +2,7 @@
 //! `server` crate and provided as context, so no SQL or AMQP lives in `app`.
 
 use crate::domain::{ProductDraft, ProductId, VisitorId};
+use crate::paging::{GalleryPage, PageRequest};
 use crate::wire::{AppError, GalleryItem, LikeState, Product};
 use std::future::Future;
 use std::pin::Pin;
@@ -12,9 +13,20 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the pages need from the services behind them.
 pub trait Backend: Send + Sync + 'static {
-    /// The gallery for `visitor`: products from the read model, ordered by id, and whether
-    /// this visitor likes each.
-    fn gallery(&self, visitor: VisitorId) -> BoxFuture<'_, Result<Vec<GalleryItem>, AppError>>;
+    /// One page of the gallery for `visitor`: products in the order asked, and whether this
+    /// visitor likes each.
+    fn gallery(
+        &self,
+        visitor: VisitorId,
+        request: PageRequest,
+    ) -> BoxFuture<'_, Result<GalleryPage, AppError>>;
+
+    /// The products among `ids` the gallery shows, with the visitor's flags.
+    fn chosen(
+        &self,
+        visitor: VisitorId,
+        ids: Vec<ProductId>,
+    ) -> BoxFuture<'_, Result<Vec<GalleryItem>, AppError>>;
 
     /// Records that `visitor` likes (`like`) or no longer likes a product.
     fn set_like(

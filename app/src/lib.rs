@@ -3,6 +3,7 @@
 //! Layout:
 //! - `domain`: validated input types (`ProductTitle`, `ImageUrl`, `ProductId`) shared with the server
 //! - `wire`: what crosses the wire (`Product`, `AppError`)
+//! - `paging`: the gallery's orders and pages (`GalleryOrder`, `Cursor`, `PageRequest`)
 //! - `live`: the messages pushed to browsers over `/ws` (`LiveMessage`) and the browser's
 //!   connection (`Live`, `LiveIndicator`)
 //! - `api`: server functions; each one authorises, parses and delegates to the `Backend`
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod domain;
 pub mod live;
 pub mod pages;
+pub mod paging;
 pub mod wire;
 
 use leptos::prelude::*;

@@ -48,9 +48,15 @@ pub struct Live {
     /// The latest like count pushed for each product since the list was last fetched after a
     /// gap (a reconnect or a resync); it wins over the list's own count.
     pub counts: RwSignal<HashMap<ProductId, i64>>,
-    /// Grows whenever lists should be fetched again: a product changed, appeared or went, the
-    /// connection came back, or the server asked for a resync.
+    /// The products pushed since then: changed or new (`Some`) or deleted (`None`); they win
+    /// over the list's own copies.
+    pub products: RwSignal<HashMap<ProductId, Option<Product>>>,
+    /// Grows whenever lists should be fetched again: the connection came back, or the server
+    /// asked for a resync.
     pub refresh: RwSignal<u64>,
+    /// Grows each time the socket opens: changes made between a page's first fetch and the
+    /// socket's first open were pushed to no one, so the page fetches once more then.
+    pub opened: RwSignal<u64>,
 }
 
 impl Live {
@@ -61,16 +67,20 @@ impl Live {
             LiveMessage::Counts { counts: changed } => self.counts.update(|counts| {
                 counts.extend(changed);
             }),
-            LiveMessage::Product { .. } | LiveMessage::Deleted { .. } => {
-                self.refresh.update(|n| *n += 1)
-            }
+            LiveMessage::Product { product } => self.products.update(|products| {
+                products.insert(product.id, Some(product));
+            }),
+            LiveMessage::Deleted { id } => self.products.update(|products| {
+                products.insert(id, None);
+            }),
             LiveMessage::Resync => self.start_over(),
         }
     }
 
-    /// Some pushes were missed: pushed counts may be stale, so they give way to a fresh list.
+    /// Some pushes were missed: what was pushed may be stale, so it gives way to a fresh list.
     pub fn start_over(&self) {
         self.counts.update(HashMap::clear);
+        self.products.update(HashMap::clear);
         self.refresh.update(|n| *n += 1);
     }
 }
@@ -80,7 +90,9 @@ pub fn provide_live() {
     let live = Live {
         state: RwSignal::new(LinkState::Off),
         counts: RwSignal::new(HashMap::new()),
+        products: RwSignal::new(HashMap::new()),
         refresh: RwSignal::new(0),
+        opened: RwSignal::new(0),
     };
     provide_context(live);
     #[cfg(feature = "hydrate")]

@@ -1,7 +1,7 @@
 //! The routed pages, one module each.
 
 mod admin;
-mod gallery;
+pub mod gallery;
 mod not_found;
 
 pub use admin::AdminPage;

@@ -14,8 +14,9 @@ async function productInGallery(request: APIRequestContext, baseURL: string | un
   });
   expect(created.status()).toBe(201);
   await expect(async () => {
-    const list = await (await request.get('/api/products')).json();
-    expect(list.map((p: { title: string }) => p.title)).toContain(title);
+    // The first page, newest first: a product just made is on it.
+    const page = await (await request.get('/api/products')).json();
+    expect(page.items.map((p: { title: string }) => p.title)).toContain(title);
   }).toPass();
   return title;
 }

@@ -1,57 +1,10 @@
 // After the server restarts, an open page reconnects by itself and shows the right counts.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { imageUrl, uniqueTitle } from './fixtures/data';
 import { GalleryPage } from './fixtures/gallery-page';
+import { createOwnProduct, killOwnServers, ownBase, ownDataDir, ownVisitor, startOwnServer, stopOwnServer } from './fixtures/own-server';
 import { expect, test } from './fixtures/test';
 
-const root = resolve(__dirname, '..', '..');
-const firstPort = Number(process.env.E2E_RESTART_PORT ?? 3101);
-const token = 'restart-test-token';
-
-/** This worker's own port: tests of this file (and their repeats) run on several workers at once. */
-function port(): number {
-  return firstPort + test.info().parallelIndex;
-}
-
-/** Starts a server of our own (not the shared one), on data that survives its restarts. */
-async function startServer(dataDir: string): Promise<ChildProcess> {
-  const base = `http://127.0.0.1:${port()}`;
-  const server = spawn(process.env.E2E_SERVER_BIN ?? 'target/debug/server', [], {
-    cwd: root,
-    stdio: 'ignore',
-    env: {
-      ...process.env,
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port()}`,
-      LEPTOS_SITE_ROOT: 'target/site',
-      CATALOG_DATABASE_URL: `sqlite://${dataDir}/catalog.db`,
-      WEB_DATABASE_URL: `sqlite://${dataDir}/web.db`,
-      ADMIN_TOKEN: token,
-      AMQP_URL: '',
-    },
-  });
-  await expect(async () => {
-    const ready = await fetch(`${base}/readyz`);
-    expect(ready.status).toBe(200);
-  }).toPass({ timeout: 20_000 });
-  return server;
-}
-
-async function stopServer(server: ChildProcess): Promise<void> {
-  const exited = new Promise((done) => server.once('exit', done));
-  server.kill('SIGTERM');
-  await exited;
-}
-
-/** The servers this file started, stopped after each test whatever happened. */
-const servers: Array<() => ChildProcess> = [];
-test.afterEach(() => {
-  for (const server of servers.splice(0)) {
-    const process = server();
-    if (process.exitCode === null && process.signalCode === null) process.kill('SIGKILL');
-  }
-});
+test.afterEach(killOwnServers);
 
 test.describe('a server restart', () => {
   // While the server is down the browser reports the refused connections itself.
@@ -59,18 +12,11 @@ test.describe('a server restart', () => {
   test.use({ allowedConsoleErrors: [[/WebSocket connection to .* failed/, /Failed to load resource/], { option: true }] });
 
   test('the page reconnects and shows the right counts', async ({ page }) => {
-    const base = `http://127.0.0.1:${port()}`;
-    const dataDir = mkdtempSync(join(root, 'target', 'e2e', 'restart-'));
-    let server = await startServer(dataDir);
-    servers.push(() => server);
+    const base = ownBase();
+    const dataDir = ownDataDir();
+    let server = await startOwnServer(dataDir);
     const title = uniqueTitle('Tundra');
-    const created = await fetch(`${base}/api/admin/products`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ title, image: imageUrl(base) }),
-    });
-    expect(created.status).toBe(201);
-    const { id } = await created.json();
+    const id = await createOwnProduct(title, imageUrl(base));
 
     const gallery = new GalleryPage(page);
     await expect(async () => {
@@ -80,17 +26,17 @@ test.describe('a server restart', () => {
     const status = page.getByRole('status');
     await expect(status).toHaveText('live');
 
-    await stopServer(server);
+    await stopOwnServer(server);
     await expect(status).toHaveText('reconnecting…');
-    server = await startServer(dataDir);
+    server = await startOwnServer(dataDir);
     // Someone likes the picture while this page is still away.
-    const visitor = await fetch(`${base}/`);
-    const cookie = (visitor.headers.get('set-cookie') ?? '').split(';')[0];
+    const cookie = await ownVisitor();
     const liked = await fetch(`${base}/api/products/${id}/like`, { method: 'POST', headers: { cookie } });
     expect(liked.status).toBe(200);
 
     await expect(status).toHaveText('live', { timeout: 15_000 });
+    // The page refetches within 3 s of reconnecting (spread, so pages do not come all at once).
     await expect(gallery.likeCount(title)).toHaveText('1');
-    await stopServer(server);
+    await stopOwnServer(server);
   });
 });

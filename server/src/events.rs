@@ -16,6 +16,10 @@ pub struct ProductSnapshot {
     pub likes: i64,
     /// Grows by one with every change to the product.
     pub version: i64,
+    /// In a count change: when the earliest like it counts was committed on a web instance
+    /// (Unix milliseconds), so each instance can measure how long likes take to reach browsers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liked_at_ms: Option<i64>,
 }
 
 impl ProductSnapshot {
@@ -52,6 +56,16 @@ impl CatalogEvent {
             | CatalogEvent::ProductUpdated(p)
             | CatalogEvent::LikesChanged(p) => (p.id, p.version),
             CatalogEvent::ProductDeleted { id, version } => (*id, *version),
+        }
+    }
+
+    /// When the earliest like counted in this event was committed, if it carries that.
+    pub fn liked_at_ms(&self) -> Option<i64> {
+        match self {
+            CatalogEvent::ProductCreated(p)
+            | CatalogEvent::ProductUpdated(p)
+            | CatalogEvent::LikesChanged(p) => p.liked_at_ms,
+            CatalogEvent::ProductDeleted { .. } => None,
         }
     }
 }
@@ -158,6 +172,7 @@ mod tests {
             image: ImageUrl::parse("https://example.com/dunes.jpg").unwrap(),
             likes: 2,
             version: 5,
+            liked_at_ms: None,
         }
     }
 

@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
 use tracing::Instrument;
@@ -23,6 +23,13 @@ pub fn recorder() -> PrometheusHandle {
     HANDLE
         .get_or_init(|| {
             PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(crate::web::gallery::LIKE_TO_SOCKET.to_owned()),
+                    &[
+                        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    ],
+                )
+                .expect("buckets are given")
                 .install_recorder()
                 .expect("the metrics recorder is installed once per process")
         })
@@ -101,7 +108,15 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route);
     let started = Instant::now();
     let in_flight = InFlight::begin(&route);
-    let mut response = next.run(request).instrument(span).await;
+    span.in_scope(|| tracing::debug!("request received"));
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request answered"
+        )
+    });
     drop(in_flight);
     let status = response.status().as_u16().to_string();
     metrics::counter!("live_gallery_http_requests_total", "route" => route.clone(), "status" => status).increment(1);

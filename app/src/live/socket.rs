@@ -1,5 +1,6 @@
 //! The browser's WebSocket to `/ws`: applies each message to `Live`, and after a drop reconnects
-//! with growing pauses (0.5 s doubling to 10 s), asking pages to refetch once back.
+//! with growing pauses (0.5 s doubling to 10 s), asking pages to refetch once back, each at a
+//! random moment within 3 s so that a restarted server is not met by every page at once.
 
 use super::{LinkState, Live, LiveMessage};
 use leptos::prelude::*;
@@ -47,9 +48,12 @@ pub(super) fn connect(live: Live, attempt: u32) {
     let on_open = Closure::<dyn FnMut()>::new(move || {
         opened_here.set(true);
         live.state.set(LinkState::Live);
+        live.opened.update(|n| *n += 1);
         if attempt > 0 {
-            // Changes made while we were away were missed, and pushed counts may be stale.
-            live.start_over();
+            // Changes made while we were away were missed, and pushed counts may be stale. After
+            // a restart every page comes back at once: spread their refetches over 3 s.
+            let jitter = Duration::from_millis((js_sys::Math::random() * 3000.0) as u64);
+            set_timeout(move || live.start_over(), jitter);
         }
     });
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {

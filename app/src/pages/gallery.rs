@@ -1,133 +1,382 @@
-//! `/`: the gallery, rendered on the server from the web role's read model, with a like button
-//! on every picture. Without JavaScript the button posts a plain form; with it the count changes
-//! at once and is put back, with a message, if the server refuses.
+//! `/`: the gallery, rendered on the server from the web instance's gallery, a page of pictures
+//! at a time in the order the visitor picks (newest first or most liked), more as they scroll
+//! (a "more" link without JavaScript). Every card reads one page-level state: what was fetched
+//! and what was pushed since, arranged by `arrange`. Without JavaScript a like button posts a
+//! plain form; with it the count changes at once and is put back, with a message, if the server
+//! refuses.
 
-use crate::api::{list_products, SetLike};
-use crate::live::use_live;
+pub mod arrange;
+#[cfg(feature = "hydrate")]
+mod scroll;
+
+use crate::api::{chosen_products, list_products, set_like};
+use crate::domain::ProductId;
+use crate::live::{use_live, Live};
+use crate::paging::{Cursor, GalleryOrder, GalleryPage as Fetch, MAX_LIMIT};
 use crate::wire::{AppError, GalleryItem};
+use arrange::{arrange, Arranged, Known};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use leptos_router::hooks::use_query_map;
+use std::collections::{HashMap, HashSet};
+
+/// What the page fetched since it started: every product, page after page, and where the next
+/// page starts. `generation` changes when the page starts over, so late answers are dropped.
+#[derive(Debug, Clone, Default)]
+struct Fetched {
+    generation: u64,
+    items: Vec<GalleryItem>,
+    next: Option<Cursor>,
+}
+
+/// The gallery page's one state, shared by every card.
+#[derive(Clone, Copy)]
+struct Page {
+    live: Live,
+    fetched: RwSignal<Fetched>,
+    /// Whether the visitor likes a product, as their own clicks say.
+    liked: RwSignal<HashMap<ProductId, bool>>,
+    /// A refused click's message, by product.
+    problems: RwSignal<HashMap<ProductId, String>>,
+    /// A page that would not load.
+    trouble: RwSignal<Option<String>>,
+    loading: RwSignal<bool>,
+    /// Products already fetched by id, so each is asked for once.
+    asked: StoredValue<HashSet<ProductId>>,
+    shown: Memo<Arranged>,
+}
+
+impl Page {
+    fn new(live: Live, order: Memo<GalleryOrder>) -> Self {
+        let fetched = RwSignal::new(Fetched::default());
+        let liked = RwSignal::new(HashMap::new());
+        let shown = Memo::new(move |_| {
+            fetched.with(|fetched| {
+                live.products.with(|pushed| {
+                    live.counts.with(|counts| {
+                        liked.with(|liked| {
+                            arrange(&Known {
+                                order: order.get(),
+                                fetched: &fetched.items,
+                                next: fetched.next,
+                                pushed,
+                                counts,
+                                liked,
+                            })
+                        })
+                    })
+                })
+            })
+        });
+        Self {
+            live,
+            fetched,
+            liked,
+            problems: RwSignal::new(HashMap::new()),
+            trouble: RwSignal::new(None),
+            loading: RwSignal::new(false),
+            asked: StoredValue::new(HashSet::new()),
+            shown,
+        }
+    }
+
+    /// Starts over from a first page.
+    fn start(self, first: Fetch, order: GalleryOrder) {
+        let generation = self.fetched.with_untracked(|f| f.generation) + 1;
+        self.fetched.set(Fetched {
+            generation,
+            items: first.items,
+            next: parse_next(first.next, order),
+        });
+        self.liked.set(HashMap::new());
+        self.problems.set(HashMap::new());
+        self.trouble.set(None);
+        self.asked.set_value(HashSet::new());
+    }
+
+    /// Fetches the next page and adds it to the ones shown.
+    fn load_more(self) {
+        let Some(cursor) = self.fetched.with_untracked(|f| f.next) else {
+            return;
+        };
+        if self.loading.get_untracked() {
+            return;
+        }
+        self.loading.set(true);
+        let generation = self.fetched.with_untracked(|f| f.generation);
+        spawn_local(async move {
+            let answer = list_products(
+                Some(cursor.order.as_str().to_owned()),
+                Some(cursor.to_string()),
+            )
+            .await;
+            self.loading.set(false);
+            match answer {
+                Ok(page) => self.fetched.update(|fetched| {
+                    if fetched.generation == generation && fetched.next == Some(cursor) {
+                        fetched.items.extend(page.items);
+                        fetched.next = parse_next(page.next, cursor.order);
+                    }
+                }),
+                Err(err) => self
+                    .trouble
+                    .set(Some(format!("More pictures did not load: {err}"))),
+            }
+        });
+    }
+
+    /// Fetches the page it started from once more and adds it to what was fetched (a later
+    /// copy of a product replaces an earlier): for what changed before the socket opened.
+    fn catch_up(self, order: GalleryOrder, after: Option<String>) {
+        let generation = self.fetched.with_untracked(|f| f.generation);
+        spawn_local(async move {
+            if let Ok(page) = list_products(Some(order.as_str().to_owned()), after).await {
+                self.fetched.update(|fetched| {
+                    if fetched.generation == generation {
+                        fetched.items.extend(page.items);
+                    }
+                });
+            }
+        });
+    }
+
+    /// Fetches products that climbed into the part of the gallery shown.
+    fn fetch_missing(self) {
+        let fresh: Vec<ProductId> = self.shown.with(|shown| {
+            self.asked.with_value(|asked| {
+                shown
+                    .missing
+                    .iter()
+                    .filter(|id| !asked.contains(id))
+                    .take(MAX_LIMIT)
+                    .copied()
+                    .collect()
+            })
+        });
+        if fresh.is_empty() {
+            return;
+        }
+        self.asked.update_value(|asked| asked.extend(&fresh));
+        let generation = self.fetched.with_untracked(|f| f.generation);
+        let ids = fresh.iter().map(ToString::to_string).collect::<Vec<_>>();
+        spawn_local(async move {
+            match chosen_products(ids.join(",")).await {
+                Ok(items) => self.fetched.update(|fetched| {
+                    if fetched.generation == generation {
+                        fetched.items.extend(items);
+                    }
+                }),
+                // Asked again at the next change.
+                Err(_) => self.asked.update_value(|asked| {
+                    for id in &fresh {
+                        asked.remove(id);
+                    }
+                }),
+            }
+        });
+    }
+
+    /// The visitor clicked a like button: the card answers at once, the server decides.
+    fn toggle(self, id: ProductId) {
+        let Some((likes, liked)) = self.shown.with_untracked(|shown| {
+            shown
+                .items
+                .get(&id)
+                .map(|item| (item.product.likes, item.liked))
+        }) else {
+            return;
+        };
+        let want = !liked;
+        let live = self.live;
+        let set = move |count: i64, liked: bool| {
+            live.counts.update(|counts| {
+                counts.insert(id, count);
+            });
+            self.liked.update(|flags| {
+                flags.insert(id, liked);
+            });
+        };
+        self.problems.update(|problems| {
+            problems.remove(&id);
+        });
+        set(likes + if want { 1 } else { -1 }, want);
+        spawn_local(async move {
+            match set_like(id.to_string(), want).await {
+                Ok(state) => set(state.likes, state.liked),
+                Err(err) => {
+                    set(likes, liked);
+                    let message = match err {
+                        AppError::Conflict(message) => message,
+                        other => format!("Your like was not saved: {other}"),
+                    };
+                    self.problems.update(|problems| {
+                        problems.insert(id, message);
+                    });
+                }
+            }
+        });
+    }
+}
+
+fn parse_next(next: Option<String>, order: GalleryOrder) -> Option<Cursor> {
+    next.and_then(|raw| Cursor::parse(&raw, order).ok())
+}
 
 #[component]
 pub fn GalleryPage() -> impl IntoView {
     let live = use_live();
-    let products = Resource::new(move || live.refresh.get(), |_| list_products());
-    // A like refused without JavaScript comes back as `?reason=…`.
     let query = use_query_map();
+    let order = Memo::new(move |_| {
+        GalleryOrder::parse(query.read().get("sort").as_deref()).unwrap_or_default()
+    });
+    let after = Memo::new(move |_| query.read().get("after"));
+    // A like refused without JavaScript comes back as `?reason=…`.
     let redirected_error = move || query.read().get("reason");
+    let first = Resource::new(
+        move || (live.refresh.get(), order.get(), after.get()),
+        |(_, order, after)| list_products(Some(order.as_str().to_owned()), after),
+    );
+    let page = Page::new(live, order);
+    Effect::new(move |_| page.fetch_missing());
+    // The socket opens after the page was fetched: what changed in between was pushed to no one.
+    // Later opens (reconnects) start over instead.
+    Effect::new(move |_| {
+        if live.opened.get() == 1 {
+            page.catch_up(order.get_untracked(), after.get_untracked());
+        }
+    });
+
     view! {
         <h1>"Gallery"</h1>
+        <OrderControl order/>
         {move || redirected_error().map(|reason| view! { <p role="alert" class="error">{reason}</p> })}
-        <Suspense fallback=|| view! { <p class="status">"Loading pictures…"</p> }>
+        // A transition: fetching again (a reconnect, a resync) keeps the cards until the answer.
+        <Transition fallback=|| view! { <p class="status">"Loading pictures…"</p> }>
             {move || Suspend::new(async move {
-                match products.await {
-                    Ok(list) if list.is_empty() => {
-                        view! {
-                            <p class="empty">
-                                "No pictures yet. An administrator can add some on the "
-                                <a href="/admin">"admin page"</a> "."
-                            </p>
-                        }
-                            .into_any()
-                    }
-                    Ok(list) => {
-                        view! {
-                            <ul class="grid" aria-label="Pictures">
-                                {list.into_iter().map(|item| view! { <ProductCard item/> }).collect_view()}
-                            </ul>
-                        }
-                            .into_any()
+                match first.await {
+                    Ok(fetched) => {
+                        page.start(fetched, order.get_untracked());
+                        view! { <Cards page/> }.into_any()
                     }
                     Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
                 }
             })}
-        </Suspense>
+        </Transition>
+        {move || after.get().map(|_| {
+            let href = format!("/?sort={}", order.get().as_str());
+            view! { <p class="from-start"><a href=href>"Back to the first pictures"</a></p> }
+        })}
     }
 }
 
-/// One picture with its title, like count and like button.
+/// The two orders, as links: they work without JavaScript and keep the order in the URL.
 #[component]
-fn ProductCard(item: GalleryItem) -> impl IntoView {
-    let GalleryItem { product, liked } = item;
-    let id = product.id.to_string();
-    let title = product.title.as_str().to_owned();
-    let (likes, set_likes) = signal(product.likes);
-    let initially_liked = liked;
-    let (liked, set_liked) = signal(liked);
-    let (problem, set_problem) = signal(None::<String>);
-    let action = ServerAction::<SetLike>::new();
+fn OrderControl(order: Memo<GalleryOrder>) -> impl IntoView {
+    let current = move |which: GalleryOrder| (order.get() == which).then_some("true");
+    view! {
+        <nav class="order" aria-label="Order of the pictures">
+            <a href="/?sort=newest" aria-current=move || current(GalleryOrder::Newest)>"Newest"</a>
+            <a href="/?sort=likes" aria-current=move || current(GalleryOrder::Likes)>"Most liked"</a>
+        </nav>
+    }
+}
 
-    // Counts pushed live by the server replace what the page showed.
-    let live = use_live();
-    let product_id = product.id;
-    Effect::new(move |_| {
-        if let Some(count) = live.counts.with(|counts| counts.get(&product_id).copied()) {
-            set_likes.set(count);
-        }
-    });
+/// The cards in order, or what to do when there are none, and the way to more.
+#[component]
+fn Cards(page: Page) -> impl IntoView {
+    let empty = move || page.shown.with(|shown| shown.order.is_empty());
+    view! {
+        <Show
+            when=move || !empty()
+            fallback=|| view! {
+                <p class="empty">
+                    "No pictures yet. An administrator can add some on the "
+                    <a href="/admin">"admin page"</a> "."
+                </p>
+            }
+        >
+            <ul class="grid" aria-label="Pictures">
+                <For
+                    each=move || page.shown.with(|shown| shown.order.clone())
+                    key=|id| *id
+                    let:id
+                >
+                    <ProductCard id page/>
+                </For>
+            </ul>
+        </Show>
+        {move || page.trouble.get().map(|message| view! { <p role="alert" class="error">{message}</p> })}
+        <MoreLink page/>
+    }
+}
 
-    // What the server says wins: its count on success, the state before the click on failure.
-    let before = StoredValue::new((product.likes, initially_liked));
-    Effect::new(move |_| match action.value().get() {
-        Some(Ok(state)) => {
-            set_likes.set(state.likes);
-            set_liked.set(state.liked);
-        }
-        Some(Err(err)) => {
-            let (count, was_liked) = before.get_value();
-            set_likes.set(count);
-            set_liked.set(was_liked);
-            set_problem.set(Some(match err {
-                AppError::Conflict(message) => message,
-                other => format!("Your like was not saved: {other}"),
-            }));
-        }
-        None => {}
-    });
+/// The way to the next page: a plain link without JavaScript; with it, a button-like link
+/// that also loads by itself as it comes into view.
+#[component]
+fn MoreLink(page: Page) -> impl IntoView {
+    let link = NodeRef::<leptos::html::A>::new();
+    #[cfg(feature = "hydrate")]
+    scroll::load_when_seen(link, move || page.load_more());
+    move || {
+        page.fetched.with(|fetched| fetched.next).map(|next| {
+            let href = format!("/?sort={}&after={next}", next.order.as_str());
+            let on_click = move |ev: leptos::ev::MouseEvent| {
+                ev.prevent_default();
+                page.load_more();
+            };
+            view! {
+                <p class="more">
+                    <a node_ref=link href=href on:click=on_click>
+                        {move || if page.loading.get() { "Loading more pictures…" } else { "More pictures" }}
+                    </a>
+                </p>
+            }
+        })
+    }
+}
 
-    let click_id = id.clone();
-    let card_id = id.clone();
-    let alt = title.clone();
-    let label = format!("Like {title}");
+/// One picture with its title, like count and like button, read from the page's state.
+#[component]
+fn ProductCard(id: ProductId, page: Page) -> impl IntoView {
+    let item = Memo::new(move |_| page.shown.with(|shown| shown.items.get(&id).cloned()));
+    let read = move |f: fn(&GalleryItem) -> String| {
+        item.with(|item| item.as_ref().map(f).unwrap_or_default())
+    };
+    let title = move || read(|item| item.product.title.as_str().to_owned());
+    let likes = move || item.with(|item| item.as_ref().map_or(0, |item| item.product.likes));
+    let liked = move || item.with(|item| item.as_ref().is_some_and(|item| item.liked));
     let on_click = move |ev: leptos::ev::MouseEvent| {
         // With JavaScript: answer at once, then tell the server. The form is the fallback.
         ev.prevent_default();
-        let want = !liked.get_untracked();
-        before.set_value((likes.get_untracked(), liked.get_untracked()));
-        set_problem.set(None);
-        set_liked.set(want);
-        set_likes.update(|count| *count += if want { 1 } else { -1 });
-        action.dispatch(SetLike {
-            id: click_id.clone(),
-            like: want,
-        });
+        page.toggle(id);
     };
+    let problem = move || page.problems.with(|problems| problems.get(&id).cloned());
 
     view! {
-        <li class="card" data-product-id=card_id>
+        <li class="card" data-product-id=id.to_string()>
             <img
-                src=product.image.as_str().to_owned()
-                alt=alt
+                src=move || read(|item| item.product.image.as_str().to_owned())
+                alt=title
                 loading="lazy"
                 width="320"
                 height="240"
             />
             <h2>{title}</h2>
             <form class="like" method="post" action="/api/set_like">
-                <input type="hidden" name="id" value=id/>
-                <input type="hidden" name="like" value=move || (!liked.get()).to_string()/>
+                <input type="hidden" name="id" value=id.to_string()/>
+                <input type="hidden" name="like" value=move || (!liked()).to_string()/>
                 <button
                     type="submit"
-                    aria-pressed=move || liked.get().to_string()
-                    aria-label=label
+                    aria-pressed=move || liked().to_string()
+                    aria-label=move || format!("Like {}", title())
                     on:click=on_click
                 >
-                    <span aria-hidden="true">{move || if liked.get() { "♥" } else { "♡" }}</span>
+                    <span aria-hidden="true">{move || if liked() { "♥" } else { "♡" }}</span>
                 </button>
                 <span class="count">{likes}</span>
-                <span>{move || if likes.get() == 1 { " like" } else { " likes" }}</span>
+                <span>{move || if likes() == 1 { " like" } else { " likes" }}</span>
             </form>
-            {move || problem.get().map(|message| view! { <p role="alert" class="error">{message}</p> })}
+            {move || problem().map(|message| view! { <p role="alert" class="error">{message}</p> })}
         </li>
     }
 }

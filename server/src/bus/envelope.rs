@@ -40,6 +40,16 @@ impl<E: Event> Envelope<E> {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("events serialise to JSON")
     }
+
+    /// `occurred_at` as Unix milliseconds, if it reads as RFC 3339.
+    pub fn occurred_at_ms(&self) -> Option<i64> {
+        let at = time::OffsetDateTime::parse(
+            &self.occurred_at,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .ok()?;
+        i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+    }
 }
 
 #[cfg(test)]
@@ -67,6 +77,12 @@ mod tests {
         assert_eq!(json["data"]["n"], 3);
         assert_eq!(json["id"], envelope.id.to_string());
         assert!(json["occurred_at"].as_str().unwrap().ends_with('Z'));
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let at = envelope.occurred_at_ms().unwrap();
+        assert!(
+            (now_ms - 2000..=now_ms + 1000).contains(&at),
+            "{at} near {now_ms}"
+        );
     }
 
     #[test]

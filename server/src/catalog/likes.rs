@@ -105,7 +105,17 @@ impl Handler for LikesHandler {
     #[tracing::instrument(name = "apply_like_events", skip_all, fields(events = batch.len()))]
     async fn handle_batch(&self, batch: Vec<Envelope<LikeEvent>>) -> Result<(), HandleError> {
         let mut newest: BTreeMap<Pair, Newest> = BTreeMap::new();
+        // When the earliest like of each product in the batch was committed, for the count
+        // events: each web instance measures from it how long likes take to reach browsers.
+        let mut liked_at: HashMap<i64, i64> = HashMap::new();
         for envelope in &batch {
+            if let Some(at) = envelope.occurred_at_ms() {
+                let product = envelope.event.change().product_id.get();
+                liked_at
+                    .entry(product)
+                    .and_modify(|earliest| *earliest = (*earliest).min(at))
+                    .or_insert(at);
+            }
             tracing::debug!(event_id = %envelope.id, "like event");
             let change = envelope.event.change();
             let pair = (
@@ -185,7 +195,11 @@ impl Handler for LikesHandler {
                 .await?;
             let events = changed
                 .iter()
-                .map(|row| Ok(Envelope::new(CatalogEvent::LikesChanged(snapshot(row)?))))
+                .map(|row| {
+                    let mut product = snapshot(row)?;
+                    product.liked_at_ms = liked_at.get(&product.id.get()).copied();
+                    Ok(Envelope::new(CatalogEvent::LikesChanged(product)))
+                })
                 .collect::<Result<Vec<_>, sqlx::Error>>()?;
             outbox::enqueue_all(&mut tx, &events).await?;
         }

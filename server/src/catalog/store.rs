@@ -26,6 +26,7 @@ pub(super) fn snapshot(row: &AnyRow) -> Result<ProductSnapshot, sqlx::Error> {
         image: ImageUrl::parse(row.try_get("image")?).map_err(invalid)?,
         likes: row.try_get("likes")?,
         version: row.try_get("version")?,
+        liked_at_ms: None,
     })
 }
 

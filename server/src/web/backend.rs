@@ -5,6 +5,7 @@ use super::{CatalogClient, Gallery, Likes};
 use crate::auth::AdminToken;
 use app::backend::{Backend, BoxFuture};
 use app::domain::{ProductDraft, ProductId, VisitorId};
+use app::paging::{GalleryPage, PageRequest};
 use app::wire::{AppError, GalleryItem, LikeState, Product};
 
 /// The web role's implementation of the UI's port.
@@ -16,10 +17,25 @@ pub struct WebBackend {
 }
 
 impl Backend for WebBackend {
-    fn gallery(&self, visitor: VisitorId) -> BoxFuture<'_, Result<Vec<GalleryItem>, AppError>> {
+    fn gallery(
+        &self,
+        visitor: VisitorId,
+        request: PageRequest,
+    ) -> BoxFuture<'_, Result<GalleryPage, AppError>> {
         Box::pin(async move {
             let liked = self.likes.liked_by(&visitor).await?;
-            Ok(self.gallery.snapshot().items(&liked))
+            Ok(self.gallery.snapshot().items(&request, &liked))
+        })
+    }
+
+    fn chosen(
+        &self,
+        visitor: VisitorId,
+        ids: Vec<ProductId>,
+    ) -> BoxFuture<'_, Result<Vec<GalleryItem>, AppError>> {
+        Box::pin(async move {
+            let liked = self.likes.liked_by(&visitor).await?;
+            Ok(self.gallery.snapshot().chosen(&ids, &liked))
         })
     }
 

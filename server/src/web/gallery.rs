@@ -19,6 +19,7 @@ use crate::live::LiveHub;
 use crate::shutdown::Shutdown;
 use app::domain::{ImageUrl, ProductId, ProductTitle};
 use app::live::LiveMessage;
+use app::paging::{Cursor, GalleryOrder, GalleryPage, PageRequest, DEFAULT_LIMIT};
 use app::wire::{GalleryItem, Product};
 use axum::body::Bytes;
 use sqlx::Row;
@@ -52,6 +53,11 @@ impl Entry {
         }
     }
 
+    /// The product's count and id, as the orders compare them.
+    fn key(&self) -> (i64, ProductId) {
+        (self.product.likes, self.product.id)
+    }
+
     fn from_event(event: CatalogEvent, old: Option<&Entry>) -> Self {
         match event {
             CatalogEvent::ProductCreated(p)
@@ -80,45 +86,115 @@ impl Entry {
 pub struct Snapshot {
     /// Every product seen, tombstones included, ordered by id.
     entries: Vec<Arc<Entry>>,
-    /// The JSON list with no product liked, made on first use.
-    unliked: OnceLock<Bytes>,
+    /// The shown products most liked first, sorted on first use.
+    by_likes: OnceLock<Vec<Arc<Entry>>>,
+    /// The first page of each order as JSON with no product liked, made on first use.
+    first_pages: [OnceLock<Bytes>; 2],
 }
 
 impl Snapshot {
-    fn shown(&self) -> impl Iterator<Item = &Entry> {
-        self.entries
-            .iter()
-            .map(|entry| &**entry)
-            .filter(|entry| !entry.deleted)
+    fn new(entries: Vec<Arc<Entry>>) -> Self {
+        Self {
+            entries,
+            ..Self::default()
+        }
     }
 
-    /// The gallery's products in id order, with whether the visitor likes each.
-    pub fn items(&self, liked: &HashSet<ProductId>) -> Vec<GalleryItem> {
-        self.shown()
-            .map(|entry| GalleryItem {
-                product: entry.product.clone(),
-                liked: liked.contains(&entry.product.id),
+    /// The products of one page in order, and the cursor of the next page if there is one.
+    fn page(&self, request: &PageRequest) -> (Vec<&Entry>, Option<Cursor>) {
+        let (taken, more): (Vec<&Entry>, bool) = match request.order {
+            GalleryOrder::Newest => {
+                let end = request.after.map_or(self.entries.len(), |cursor| {
+                    self.entries
+                        .partition_point(|entry| entry.product.id < cursor.id)
+                });
+                let mut shown = self.entries[..end]
+                    .iter()
+                    .rev()
+                    .map(|entry| &**entry)
+                    .filter(|entry| !entry.deleted);
+                let taken = shown.by_ref().take(request.limit).collect();
+                (taken, shown.next().is_some())
+            }
+            GalleryOrder::Likes => {
+                let sorted = self.by_likes.get_or_init(|| {
+                    let mut shown: Vec<_> = self
+                        .entries
+                        .iter()
+                        .filter(|entry| !entry.deleted)
+                        .cloned()
+                        .collect();
+                    shown.sort_unstable_by(|a, b| GalleryOrder::Likes.compare(a.key(), b.key()));
+                    shown
+                });
+                let start = request.after.map_or(0, |cursor| {
+                    sorted.partition_point(|entry| {
+                        cursor.passes(entry.product.likes, entry.product.id)
+                    })
+                });
+                let rest = &sorted[start..];
+                let taken = rest.iter().take(request.limit).map(|e| &**e).collect();
+                (taken, rest.len() > request.limit)
+            }
+        };
+        let next = taken
+            .last()
+            .filter(|_| more)
+            .map(|last| Cursor::after(request.order, last.product.likes, last.product.id));
+        (taken, next)
+    }
+
+    /// One page of the gallery, with whether the visitor likes each product.
+    pub fn items(&self, request: &PageRequest, liked: &HashSet<ProductId>) -> GalleryPage {
+        let (taken, next) = self.page(request);
+        GalleryPage {
+            items: taken
+                .into_iter()
+                .map(|entry| GalleryItem {
+                    product: entry.product.clone(),
+                    liked: liked.contains(&entry.product.id),
+                })
+                .collect(),
+            next: next.map(|cursor| cursor.to_string()),
+        }
+    }
+
+    /// The shown products among `ids`, in the order asked, with the visitor's flags.
+    pub fn chosen(&self, ids: &[ProductId], liked: &HashSet<ProductId>) -> Vec<GalleryItem> {
+        ids.iter()
+            .filter_map(|id| {
+                let at = self
+                    .entries
+                    .binary_search_by_key(id, |entry| entry.product.id)
+                    .ok()?;
+                let entry = &self.entries[at];
+                (!entry.deleted).then(|| GalleryItem {
+                    product: entry.product.clone(),
+                    liked: liked.contains(id),
+                })
             })
             .collect()
     }
 
-    /// The same list as JSON. Without likes it is the same shared bytes for every visitor;
-    /// with some, only the flags are written per request.
-    pub fn json(&self, liked: &HashSet<ProductId>) -> Bytes {
-        if liked.is_empty() {
-            return self
-                .unliked
-                .get_or_init(|| self.write_json(&HashSet::new()))
-                .clone();
+    /// The same page as JSON. A first page without likes is the same shared bytes for every
+    /// visitor; otherwise only the flags and the page's own products are written per request.
+    pub fn json(&self, request: &PageRequest, liked: &HashSet<ProductId>) -> Bytes {
+        if liked.is_empty() && request.after.is_none() && request.limit == DEFAULT_LIMIT {
+            let slot = match request.order {
+                GalleryOrder::Newest => &self.first_pages[0],
+                GalleryOrder::Likes => &self.first_pages[1],
+            };
+            return slot.get_or_init(|| self.write_json(request, liked)).clone();
         }
-        self.write_json(liked)
+        self.write_json(request, liked)
     }
 
-    fn write_json(&self, liked: &HashSet<ProductId>) -> Bytes {
-        let size: usize = self.entries.iter().map(|e| e.fragment.len() + 7).sum();
-        let mut out = Vec::with_capacity(size + 2);
-        out.push(b'[');
-        for (n, entry) in self.shown().enumerate() {
+    fn write_json(&self, request: &PageRequest, liked: &HashSet<ProductId>) -> Bytes {
+        let (taken, next) = self.page(request);
+        let size: usize = taken.iter().map(|e| e.fragment.len() + 7).sum();
+        let mut out = Vec::with_capacity(size + 48);
+        out.extend_from_slice(b"{\"items\":[");
+        for (n, entry) in taken.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
             }
@@ -130,16 +206,42 @@ impl Snapshot {
             };
             out.extend_from_slice(flag);
         }
-        out.push(b']');
+        out.extend_from_slice(b"],\"next\":");
+        match next {
+            // A cursor is letters, digits, dots and minus signs: nothing to escape.
+            Some(cursor) => out.extend_from_slice(format!("\"{cursor}\"}}").as_bytes()),
+            None => out.extend_from_slice(b"null}"),
+        }
         Bytes::from(out)
     }
 }
 
-/// Counts waiting for the next tick, by product.
+/// Counts waiting for the next tick, by product, and when the earliest like among them was
+/// committed.
 #[derive(Default)]
 struct Outgoing {
     counts: BTreeMap<ProductId, i64>,
+    liked_at_ms: BTreeMap<ProductId, i64>,
 }
+
+impl Outgoing {
+    fn count(&mut self, id: ProductId, likes: i64, liked_at_ms: Option<i64>) {
+        self.counts.insert(id, likes);
+        if let Some(at) = liked_at_ms {
+            let earliest = self.liked_at_ms.entry(id).or_insert(at);
+            *earliest = (*earliest).min(at);
+        }
+    }
+
+    fn forget(&mut self, id: ProductId) {
+        self.counts.remove(&id);
+        self.liked_at_ms.remove(&id);
+    }
+}
+
+/// The histogram of the time from a like's commit to its count going out to this instance's
+/// sockets.
+pub const LIKE_TO_SOCKET: &str = "live_gallery_like_to_socket_seconds";
 
 /// The in-memory gallery of one web instance and the pushes to its sockets.
 pub struct Gallery {
@@ -187,6 +289,7 @@ impl Gallery {
         let mut changed = false;
         for event in events {
             let (id, version) = event.product_version();
+            let liked_at_ms = event.liked_at_ms();
             let at = entries.binary_search_by_key(&id.get(), |entry| entry.product.id.get());
             let old = at.ok().map(|i| entries[i].clone());
             if old.as_ref().is_some_and(|old| old.version >= version) {
@@ -197,7 +300,7 @@ impl Gallery {
             let shown_before = old.as_ref().filter(|old| !old.deleted);
             if entry.deleted {
                 if shown_before.is_some() {
-                    outgoing.counts.remove(&id);
+                    outgoing.forget(id);
                     announce.push(LiveMessage::Deleted { id });
                 }
             } else {
@@ -215,7 +318,7 @@ impl Gallery {
                 if !same_face
                     || shown_before.is_none_or(|old| old.product.likes != entry.product.likes)
                 {
-                    outgoing.counts.insert(id, entry.product.likes);
+                    outgoing.count(id, entry.product.likes, liked_at_ms);
                 }
             }
             match at {
@@ -229,10 +332,7 @@ impl Gallery {
         *self
             .current
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(Snapshot {
-            entries,
-            unliked: OnceLock::new(),
-        });
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(Snapshot::new(entries));
         for message in &announce {
             self.hub.publish(message);
         }
@@ -249,6 +349,11 @@ impl Gallery {
         }
         let counts = std::mem::take(&mut outgoing.counts).into_iter().collect();
         self.hub.publish(&LiveMessage::Counts { counts });
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        for at in std::mem::take(&mut outgoing.liked_at_ms).into_values() {
+            let seconds = (now_ms - i128::from(at)).max(0) as f64 / 1000.0;
+            metrics::histogram!(LIKE_TO_SOCKET).record(seconds);
+        }
     }
 
     /// Merges the read model into the state: whatever it holds newer than this instance
@@ -278,6 +383,7 @@ impl Gallery {
                 image,
                 likes: row.try_get("likes")?,
                 version,
+                liked_at_ms: None,
             }));
         }
         let count = events.len();
@@ -378,6 +484,7 @@ mod tests {
             image: ImageUrl::parse("https://example.com/x.jpg").unwrap(),
             likes,
             version,
+            liked_at_ms: None,
         }
     }
 
@@ -401,7 +508,8 @@ mod tests {
     fn titles(gallery: &Gallery) -> Vec<(i64, String, i64)> {
         gallery
             .snapshot()
-            .items(&HashSet::new())
+            .items(&PageRequest::default(), &HashSet::new())
+            .items
             .into_iter()
             .map(|item| {
                 let p = item.product;
@@ -488,22 +596,79 @@ mod tests {
     }
 
     #[test]
-    fn the_json_list_carries_each_visitors_own_flags() {
+    fn the_json_pages_carry_each_visitors_own_flags() {
         let (gallery, _socket) = gallery();
         gallery.apply([
             CatalogEvent::ProductCreated(snapshot(1, "One", 4, 1)),
             CatalogEvent::ProductCreated(snapshot(2, "Two \"quoted\"", 0, 1)),
+            CatalogEvent::ProductCreated(snapshot(3, "Three", 9, 1)),
         ]);
         let snapshot = gallery.snapshot();
         let liked = HashSet::from([ProductId::from_stored(2)]);
-        for flags in [HashSet::new(), liked] {
-            let json: Vec<GalleryItem> = serde_json::from_slice(&snapshot.json(&flags)).unwrap();
-            assert_eq!(json, snapshot.items(&flags));
+        for order in [GalleryOrder::Newest, GalleryOrder::Likes] {
+            for limit in [1, 2, DEFAULT_LIMIT] {
+                for flags in [HashSet::new(), liked.clone()] {
+                    let request = PageRequest {
+                        order,
+                        after: None,
+                        limit,
+                    };
+                    let json: GalleryPage =
+                        serde_json::from_slice(&snapshot.json(&request, &flags)).unwrap();
+                    assert_eq!(json, snapshot.items(&request, &flags));
+                }
+            }
         }
+        let first = PageRequest::default();
         assert_eq!(
-            snapshot.json(&HashSet::new()).as_ptr(),
-            snapshot.json(&HashSet::new()).as_ptr(),
-            "the list without likes is made once per state"
+            snapshot.json(&first, &HashSet::new()).as_ptr(),
+            snapshot.json(&first, &HashSet::new()).as_ptr(),
+            "the first page without likes is made once per state"
         );
+    }
+
+    /// Every page of `order`, `limit` at a time, as ids.
+    fn scroll(gallery: &Gallery, order: GalleryOrder, limit: usize) -> Vec<i64> {
+        let mut request = PageRequest {
+            order,
+            after: None,
+            limit,
+        };
+        let mut seen = Vec::new();
+        loop {
+            let page = gallery.snapshot().items(&request, &HashSet::new());
+            assert!(page.items.len() <= limit);
+            seen.extend(page.items.iter().map(|item| item.product.id.get()));
+            let Some(next) = page.next else { return seen };
+            request.after = Some(Cursor::parse(&next, order).unwrap());
+        }
+    }
+
+    #[test]
+    fn pages_follow_each_order_to_the_end_without_repeats_or_gaps() {
+        let (gallery, _socket) = gallery();
+        gallery.apply(
+            (1..=10)
+                .map(|id| CatalogEvent::ProductCreated(snapshot(id, "Picture", (id * 7) % 4, 1))),
+        );
+        gallery.apply([CatalogEvent::ProductDeleted {
+            id: ProductId::from_stored(5),
+            version: 2,
+        }]);
+        for limit in [1, 3, 9, 200] {
+            assert_eq!(
+                scroll(&gallery, GalleryOrder::Newest, limit),
+                [10, 9, 8, 7, 6, 4, 3, 2, 1]
+            );
+            // Counts: 1→3 2→2 3→1 4→0 6→2 7→1 8→0 9→3 10→2.
+            assert_eq!(
+                scroll(&gallery, GalleryOrder::Likes, limit),
+                [1, 9, 2, 6, 10, 3, 7, 4, 8]
+            );
+        }
+        let chosen = gallery
+            .snapshot()
+            .chosen(&[3, 5, 99].map(ProductId::from_stored), &HashSet::new());
+        assert_eq!(chosen.len(), 1, "deleted and unknown products are left out");
     }
 }

@@ -48,8 +48,19 @@ fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, CatalogEvent> 
                 slot.insert(event);
             }
             std::collections::btree_map::Entry::Occupied(mut slot) => {
+                // The earliest like time of the batch stays, whichever event is kept.
+                let earliest = [slot.get().liked_at_ms(), event.liked_at_ms()]
+                    .into_iter()
+                    .flatten()
+                    .min();
                 if slot.get().product_version().1 < version {
                     slot.insert(event);
+                }
+                if let CatalogEvent::ProductCreated(kept)
+                | CatalogEvent::ProductUpdated(kept)
+                | CatalogEvent::LikesChanged(kept) = slot.get_mut()
+                {
+                    kept.liked_at_ms = earliest;
                 }
             }
         }
@@ -143,6 +154,7 @@ mod tests {
             image: ImageUrl::parse("https://example.com/x.jpg").unwrap(),
             likes: 0,
             version,
+            liked_at_ms: None,
         })
     }
 

@@ -5,12 +5,14 @@ use super::gallery::Gallery;
 use super::likes::Likes;
 use crate::error::{Error, Result};
 use app::domain::{ProductId, VisitorId};
+use app::paging::PageRequest;
 use app::wire::LikeState;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -31,15 +33,19 @@ fn product_id(raw: &str) -> Result<ProductId> {
     ProductId::parse(raw).map_err(|_| Error::NotFound)
 }
 
-/// The gallery as this instance holds it, with this visitor's liked flags: `GalleryItem`s in
-/// id order.
+/// One page of the gallery as this instance holds it, with this visitor's liked flags:
+/// `{"items": [GalleryItem…], "next": cursor or null}`.
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<Visitors>,
     Extension(visitor): Extension<VisitorId>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response> {
+    // A map cannot be refused, so every bad query gets the JSON error of `PageRequest`.
+    let field = |name: &str| query.get(name).map(String::as_str);
+    let request = PageRequest::parse(field("sort"), field("after"), field("limit"))?;
     let liked = state.likes.liked_by(&visitor).await?;
-    let body = state.gallery.snapshot().json(&liked);
+    let body = state.gallery.snapshot().json(&request, &liked);
     Ok(([(CONTENT_TYPE, "application/json")], body).into_response())
 }
 

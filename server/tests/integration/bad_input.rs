@@ -127,6 +127,7 @@ fn snapshot(id: i64, title: &str, version: i64) -> ProductSnapshot {
         image: ImageUrl::parse("https://images.example.com/p.jpg").expect("a URL"),
         likes: 0,
         version,
+        liked_at_ms: None,
     }
 }
 

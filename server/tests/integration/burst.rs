@@ -3,9 +3,14 @@
 //! (or 409, "already liked", after an answer was lost) is settled, so once a burst ends the
 //! exact counts are known and a test can demand them everywhere, sockets included.
 
+use app::domain::ProductId;
+use app::live::LiveMessage;
+use app::pages::gallery::arrange::{arrange, Known};
+use app::paging::{GalleryOrder, GalleryPage};
+use app::wire::{GalleryItem, Product};
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -195,15 +200,7 @@ pub type Seen = BTreeMap<i64, (String, i64)>;
 
 /// The gallery as `GET /api/products` on `web` shows it.
 pub async fn gallery(web: SocketAddr) -> Option<Seen> {
-    list(fresh_client().get(format!("http://{web}/api/products"))).await
-}
-
-/// The gallery as `visitor` sees it.
-async fn gallery_of(visitor: &Visitor) -> Option<Seen> {
-    let request = fresh_client()
-        .get(format!("http://{}/api/products", visitor.web))
-        .header("cookie", &visitor.cookie);
-    list(request).await
+    list(fresh_client().get(format!("http://{web}/api/products?limit=200"))).await
 }
 
 /// The catalog's own view, through the admin API.
@@ -220,8 +217,11 @@ async fn list(request: reqwest::RequestBuilder) -> Option<Seen> {
     if !response.status().is_success() {
         return None;
     }
-    let list: Value = response.json().await.ok()?;
-    list.is_array().then(|| seen(&list))
+    let body: Value = response.json().await.ok()?;
+    // The gallery answers a page (`{"items": …}`, all of a test's products in one), the catalog
+    // a plain list.
+    let list = body.get("items").unwrap_or(&body);
+    list.is_array().then(|| seen(list))
 }
 
 fn seen(list: &Value) -> Seen {
@@ -267,11 +267,11 @@ pub async fn wait_for_everywhere(
     }
 }
 
-/// A browser's live page, reduced to what it would show. Like the page, it keeps the list it
-/// fetched last (the newest request's answer wins) with pushed counts over the listed ones; it
-/// fetches the list again on `product`, `deleted` and `resync` messages (forgetting pushed counts
-/// on `resync`, which means some were missed), and also at random moments, 10 to 150 ms apart,
-/// so that refetches land anywhere among the pushes.
+/// A browser's live page, reduced to what it would show, arranged by the page's own code
+/// (`app::pages::gallery::arrange`): the list it fetched last (the newest request's answer
+/// wins) with the products and counts pushed since over it. On `resync` it forgets what was
+/// pushed and fetches again, as the page does; it also fetches again at random moments, 10 to
+/// 150 ms apart, so that fetches land anywhere among the pushes.
 pub struct LiveWatch {
     shown: Arc<Mutex<Page>>,
     task: tokio::task::JoinHandle<()>,
@@ -279,20 +279,50 @@ pub struct LiveWatch {
 
 #[derive(Debug, Default)]
 struct Page {
-    list: Seen,
-    pushed: BTreeMap<i64, i64>,
+    fetched: Vec<GalleryItem>,
+    products: HashMap<ProductId, Option<Product>>,
+    counts: HashMap<ProductId, i64>,
 }
 
 impl Page {
     fn shown(&self) -> Seen {
-        self.list
-            .iter()
-            .map(|(id, (title, likes))| {
-                let likes = self.pushed.get(id).copied().unwrap_or(*likes);
-                (*id, (title.clone(), likes))
+        let arranged = arrange(&Known {
+            order: GalleryOrder::Newest,
+            fetched: &self.fetched,
+            next: None,
+            pushed: &self.products,
+            counts: &self.counts,
+            liked: &HashMap::new(),
+        });
+        arranged
+            .items
+            .into_values()
+            .map(|item| {
+                let product = item.product;
+                let title = product.title.as_str().to_owned();
+                (product.id.get(), (title, product.likes))
             })
             .collect()
     }
+}
+
+/// Every product of the gallery as `visitor` fetches it (one page: tests hold fewer than 200).
+async fn fetch_page(visitor: &Visitor) -> Option<Vec<GalleryItem>> {
+    let response = fresh_client()
+        .get(format!("http://{}/api/products?limit=200", visitor.web))
+        .header("cookie", &visitor.cookie)
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    let page: GalleryPage = response.json().await.ok()?;
+    assert!(
+        page.next.is_none(),
+        "one page holds every product of a test"
+    );
+    Some(page.items)
 }
 
 impl LiveWatch {
@@ -305,19 +335,20 @@ impl LiveWatch {
         // One visitor, as one browser is: refetches do not make new ones.
         let visitor = Arc::new(visitors(web, 1).await.remove(0));
         let page = Page {
-            list: gallery_of(&visitor).await.expect("the gallery loads"),
-            pushed: BTreeMap::new(),
+            fetched: fetch_page(&visitor).await.expect("the gallery loads"),
+            ..Page::default()
         };
         let shown = Arc::new(Mutex::new(page));
         let writer = shown.clone();
         let task = tokio::spawn(async move {
-            let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel::<(u64, Seen)>();
+            let (answers, mut answered) =
+                tokio::sync::mpsc::unbounded_channel::<(u64, Vec<GalleryItem>)>();
             let (mut asked, mut applied) = (0_u64, 0_u64);
             let refetch = |asked: &mut u64| {
                 *asked += 1;
                 let (seq, answers, visitor) = (*asked, answers.clone(), visitor.clone());
                 tokio::spawn(async move {
-                    if let Some(list) = gallery_of(&visitor).await {
+                    if let Some(list) = fetch_page(&visitor).await {
                         let _ = answers.send((seq, list));
                     }
                 });
@@ -336,29 +367,29 @@ impl LiveWatch {
                     message = socket.next() => {
                         let Some(Ok(message)) = message else { break };
                         let Message::Text(text) = message else { continue };
-                        let message: Value =
-                            serde_json::from_str(&text).expect("live messages are JSON");
-                        match message["type"].as_str() {
-                            Some("counts") => {
-                                let pairs = message["counts"].as_array().expect("pairs");
-                                let mut page = writer.lock().unwrap();
-                                for pair in pairs {
-                                    let id = pair[0].as_i64().expect("an id");
-                                    page.pushed.insert(id, pair[1].as_i64().expect("a count"));
-                                }
+                        let message: LiveMessage =
+                            serde_json::from_str(&text).expect("live messages parse");
+                        let mut page = writer.lock().unwrap();
+                        match message {
+                            LiveMessage::Counts { counts } => page.counts.extend(counts),
+                            LiveMessage::Product { product } => {
+                                page.products.insert(product.id, Some(product));
                             }
-                            Some("product") | Some("deleted") => refetch(&mut asked),
-                            Some("resync") => {
-                                writer.lock().unwrap().pushed.clear();
+                            LiveMessage::Deleted { id } => {
+                                page.products.insert(id, None);
+                            }
+                            LiveMessage::Resync => {
+                                page.products.clear();
+                                page.counts.clear();
                                 refetch(&mut asked);
                             }
-                            _ => {}
+                            LiveMessage::Hello { .. } => {}
                         }
                     }
                     Some((seq, list)) = answered.recv() => {
                         if seq > applied {
                             applied = seq;
-                            writer.lock().unwrap().list = list;
+                            writer.lock().unwrap().fetched = list;
                         }
                     }
                     _ = &mut timer => {

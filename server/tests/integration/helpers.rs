@@ -570,17 +570,36 @@ impl Visitor {
             .expect("request reaches the app")
     }
 
-    /// `GET /api/products` as this visitor.
+    /// `GET /api/products?limit=200` as this visitor: every product (tests hold fewer than
+    /// 200), newest first.
     pub async fn products(&self) -> Vec<serde_json::Value> {
-        let response = self
-            .client
-            .get(format!("{}/api/products", self.base))
+        let page = self.products_page("limit=200").await;
+        assert_eq!(
+            page["next"],
+            serde_json::Value::Null,
+            "one page holds them all"
+        );
+        page["items"]
+            .as_array()
+            .expect("a JSON list of items")
+            .clone()
+    }
+
+    /// `GET /api/products?{query}` as this visitor: one page, `{"items": […], "next": …}`.
+    pub async fn products_page(&self, query: &str) -> serde_json::Value {
+        let response = self.products_response(query).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("a JSON page")
+    }
+
+    /// The raw answer to `GET /api/products?{query}` as this visitor.
+    pub async fn products_response(&self, query: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/api/products?{query}", self.base))
             .header("cookie", &self.cookie)
             .send()
             .await
-            .expect("request reaches the app");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("a JSON list")
+            .expect("request reaches the app")
     }
 }
 

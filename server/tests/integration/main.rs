@@ -6,6 +6,7 @@ mod burst;
 mod bus_contract;
 mod catalog_api;
 mod faults;
+mod gallery_api;
 mod helpers;
 mod likes;
 mod live;

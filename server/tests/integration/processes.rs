@@ -1,6 +1,7 @@
 //! The production shape: catalog and two web instances as separate processes of the real binary,
 //! on RabbitMQ and PostgreSQL, the web instances sharing one database. Likes through both
-//! instances end in exact counts, both instances' sockets see them, and `/metrics` moves.
+//! instances end in exact counts, both instances' sockets see them, and `/metrics` moves (freshness
+//! included: from a like's commit to its count on the sockets).
 
 use crate::process::{metric, Deployment};
 use futures_util::StreamExt;
@@ -65,11 +66,15 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
     crate::helpers::wait_until("the product on both web instances", || async {
         let list = get_json(
             &client,
-            format!("http://{}/api/products", webs[1].address),
+            format!("http://{}/api/products?limit=200", webs[1].address),
             None,
         )
         .await;
-        list.as_array().unwrap().iter().any(|p| p["id"] == id)
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == id)
     })
     .await;
     for (address, cookie) in &visitors {
@@ -96,11 +101,12 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
         crate::helpers::wait_until("20 likes in each web instance", || async {
             let list = get_json(
                 &client,
-                format!("http://{}/api/products", web.address),
+                format!("http://{}/api/products?limit=200", web.address),
                 None,
             )
             .await;
-            list.as_array()
+            list["items"]
+                .as_array()
                 .unwrap()
                 .iter()
                 .any(|p| p["id"] == id && p["likes"] == 20)
@@ -168,6 +174,21 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
             "{text}"
         );
         assert_eq!(metric(&text, "live_gallery_websockets_open", ""), 1.0);
+        // Both instances pushed the counts of likes committed on either: each measured how long
+        // that took, from the like's commit to the frame (seconds, with fixed buckets).
+        let measured = metric(&text, "live_gallery_like_to_socket_seconds_count", "");
+        assert!(measured >= 1.0, "{text}");
+        assert_eq!(
+            metric(
+                &text,
+                "live_gallery_like_to_socket_seconds_bucket",
+                "le=\"+Inf\""
+            ),
+            measured,
+            "{text}"
+        );
+        let total = metric(&text, "live_gallery_like_to_socket_seconds_sum", "");
+        assert!(total > 0.0 && total / measured < 30.0, "{text}");
     }
     assert_eq!(likes_accepted, 20.0);
 

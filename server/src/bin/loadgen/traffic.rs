@@ -71,34 +71,44 @@ pub async fn visitors(client: &reqwest::Client, web: &str, count: usize) -> Vec<
         .await
 }
 
-/// Like counts (and titles) as a web instance's gallery or the catalog shows them.
+/// Like counts as a web instance's gallery (every page, followed by cursor) or the catalog's
+/// list shows them.
 pub async fn counts(
     client: &reqwest::Client,
     url: &str,
     token: Option<&str>,
 ) -> BTreeMap<i64, i64> {
-    let mut request = client.get(url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    let mut seen = BTreeMap::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut request = client.get(url);
+        if token.is_none() {
+            request = request.query(&[("limit", "200")]);
+        }
+        if let Some(after) = &next {
+            request = request.query(&[("after", after)]);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let Ok(response) = request.send().await else {
+            return seen;
+        };
+        let body: Value = response.json().await.unwrap_or_default();
+        // The gallery answers pages (`{"items": …, "next": …}`), the catalog one plain list.
+        let items = body.get("items").unwrap_or(&body);
+        for item in items.as_array().into_iter().flatten() {
+            let product = item.get("product").unwrap_or(item);
+            seen.insert(
+                product["id"].as_i64().unwrap_or_default(),
+                product["likes"].as_i64().unwrap_or_default(),
+            );
+        }
+        match body.get("next").and_then(Value::as_str) {
+            Some(after) => next = Some(after.to_owned()),
+            None => return seen,
+        }
     }
-    let Ok(response) = request.send().await else {
-        return BTreeMap::new();
-    };
-    let list: Value = response.json().await.unwrap_or_default();
-    list.as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|item| {
-                    let product = item.get("product").unwrap_or(item);
-                    (
-                        product["id"].as_i64().unwrap_or_default(),
-                        product["likes"].as_i64().unwrap_or_default(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Waits until every `(url, token)` shows `want` for the products in it; false after `limit`.

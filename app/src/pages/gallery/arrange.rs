@@ -1,0 +1,287 @@
+//! What a gallery page shows, as a pure function of what it fetched and what was pushed to it
+//! since: the order of the cards, each card's product, and the products it must still fetch.
+//! Nothing depends on which arrived first, so a page fetched while pushes arrive ends the same.
+
+use crate::domain::ProductId;
+use crate::paging::{Cursor, GalleryOrder};
+use crate::wire::{GalleryItem, Product};
+use std::collections::{HashMap, HashSet};
+
+/// Everything a page has been told, by fetching and by pushes.
+pub struct Known<'a> {
+    pub order: GalleryOrder,
+    /// Every product fetched, page after page; a later copy of a product replaces an earlier.
+    pub fetched: &'a [GalleryItem],
+    /// Where the next page starts; `None` once the last page is in.
+    pub next: Option<Cursor>,
+    /// Products pushed since the page started: changed (`Some`) or deleted (`None`).
+    pub pushed: &'a HashMap<ProductId, Option<Product>>,
+    /// Counts pushed since the page started, and those this visitor's own likes returned.
+    pub counts: &'a HashMap<ProductId, i64>,
+    /// Whether this visitor likes a product, as their own clicks since the page started say.
+    pub liked: &'a HashMap<ProductId, bool>,
+}
+
+/// The page as shown.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Arranged {
+    /// The cards in order, each product once.
+    pub order: Vec<ProductId>,
+    pub items: HashMap<ProductId, GalleryItem>,
+    /// Products the page learnt of only by a pushed count that belong among those shown (they
+    /// climbed past the end of the pages fetched): fetch them, or they would be skipped.
+    pub missing: Vec<ProductId>,
+}
+
+/// Arranges what `known` says.
+pub fn arrange(known: &Known<'_>) -> Arranged {
+    let belongs = |likes: i64, id: ProductId| known.next.is_none_or(|next| next.passes(likes, id));
+    let count = |product: &Product| {
+        known
+            .counts
+            .get(&product.id)
+            .copied()
+            .unwrap_or(product.likes)
+    };
+
+    let mut items: HashMap<ProductId, GalleryItem> = HashMap::new();
+    for item in known.fetched {
+        items.insert(item.product.id, item.clone());
+    }
+    for (id, change) in known.pushed {
+        match change {
+            None => {
+                items.remove(id);
+            }
+            Some(product) => match items.get_mut(id) {
+                Some(item) => item.product = product.clone(),
+                // A product not fetched yet joins when it belongs to the part fetched; further
+                // down it comes with its page.
+                None if belongs(count(product), *id) => {
+                    let item = GalleryItem {
+                        product: product.clone(),
+                        liked: false,
+                    };
+                    items.insert(*id, item);
+                }
+                None => {}
+            },
+        }
+    }
+    for item in items.values_mut() {
+        item.product.likes = count(&item.product);
+        if let Some(liked) = known.liked.get(&item.product.id) {
+            item.liked = *liked;
+        }
+    }
+
+    let mut order: Vec<ProductId> = items.keys().copied().collect();
+    order.sort_unstable_by(|a, b| {
+        known
+            .order
+            .compare((items[a].product.likes, *a), (items[b].product.likes, *b))
+    });
+
+    let deleted: HashSet<&ProductId> = known
+        .pushed
+        .iter()
+        .filter(|(_, change)| change.is_none())
+        .map(|(id, _)| id)
+        .collect();
+    let mut missing: Vec<ProductId> = known
+        .counts
+        .iter()
+        .filter(|(id, likes)| {
+            !items.contains_key(id) && !deleted.contains(id) && belongs(**likes, **id)
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    missing.sort_unstable();
+
+    Arranged {
+        order,
+        items,
+        missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ImageUrl, ProductTitle};
+
+    fn product(id: i64, likes: i64) -> Product {
+        Product {
+            id: ProductId::from_stored(id),
+            title: ProductTitle::parse(&format!("Picture {id}")).unwrap(),
+            image: ImageUrl::parse("https://example.com/p.jpg").unwrap(),
+            likes,
+        }
+    }
+
+    /// A tiny gallery server: counts by id, paged like the real one.
+    struct Server {
+        likes: Vec<i64>,
+    }
+
+    impl Server {
+        fn page(
+            &self,
+            order: GalleryOrder,
+            after: Option<Cursor>,
+            limit: usize,
+        ) -> (Vec<GalleryItem>, Option<Cursor>) {
+            let mut all: Vec<Product> = (0..self.likes.len())
+                .map(|n| product(n as i64 + 1, self.likes[n]))
+                .collect();
+            all.sort_by(|a, b| order.compare((a.likes, a.id), (b.likes, b.id)));
+            let rest: Vec<Product> = all
+                .into_iter()
+                .filter(|p| after.is_none_or(|cursor| !cursor.passes(p.likes, p.id)))
+                .collect();
+            let page: Vec<GalleryItem> = rest
+                .iter()
+                .take(limit)
+                .map(|product| GalleryItem {
+                    product: product.clone(),
+                    liked: false,
+                })
+                .collect();
+            let next = (rest.len() > limit).then(|| {
+                let last = &page.last().unwrap().product;
+                Cursor::after(order, last.likes, last.id)
+            });
+            (page, next)
+        }
+    }
+
+    #[test]
+    fn a_scroll_under_changing_counts_shows_every_product_once() {
+        // A small deterministic generator: the same storm every run.
+        let mut seed = 0x2545_f491_u64;
+        let mut random = move |below: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % below
+        };
+        for order in [GalleryOrder::Likes, GalleryOrder::Newest] {
+            for _ in 0..200 {
+                let mut server = Server {
+                    likes: (0..30).map(|_| random(5) as i64).collect(),
+                };
+                let mut fetched = Vec::new();
+                let mut counts = HashMap::new();
+                let (page, mut next) = server.page(order, None, 4);
+                fetched.extend(page);
+                loop {
+                    // Between two pages, counts change and are pushed.
+                    for _ in 0..random(6) {
+                        let n = random(30) as usize;
+                        let change = if random(2) == 0 { 3 } else { -1 };
+                        server.likes[n] = (server.likes[n] + change).max(0);
+                        counts.insert(ProductId::from_stored(n as i64 + 1), server.likes[n]);
+                    }
+                    let pushed = HashMap::new();
+                    let liked = HashMap::new();
+                    let known = Known {
+                        order,
+                        fetched: &fetched,
+                        next,
+                        pushed: &pushed,
+                        counts: &counts,
+                        liked: &liked,
+                    };
+                    let missing = arrange(&known).missing;
+                    // What the page fetches by id, the server answers as it is now.
+                    fetched.extend(missing.iter().map(|id| GalleryItem {
+                        product: product(id.get(), server.likes[id.get() as usize - 1]),
+                        liked: false,
+                    }));
+                    let Some(cursor) = next else { break };
+                    let (page, after) = server.page(order, Some(cursor), 4);
+                    fetched.extend(page);
+                    next = after;
+                }
+                let pushed = HashMap::new();
+                let liked = HashMap::new();
+                let shown = arrange(&Known {
+                    order,
+                    fetched: &fetched,
+                    next,
+                    pushed: &pushed,
+                    counts: &counts,
+                    liked: &liked,
+                });
+                let mut ids: Vec<i64> = shown.order.iter().map(|id| id.get()).collect();
+                let in_order = ids.clone();
+                ids.sort_unstable();
+                assert_eq!(
+                    ids,
+                    (1..=30).collect::<Vec<_>>(),
+                    "each product once: {in_order:?}"
+                );
+                let likes: Vec<i64> = in_order
+                    .iter()
+                    .map(|id| shown.items[&ProductId::from_stored(*id)].product.likes)
+                    .collect();
+                assert_eq!(
+                    likes,
+                    in_order
+                        .iter()
+                        .map(|id| server.likes[*id as usize - 1])
+                        .collect::<Vec<_>>(),
+                    "the newest counts"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pushed_products_join_replace_or_leave_whatever_came_first() {
+        let fetched = vec![
+            GalleryItem {
+                product: product(5, 2),
+                liked: true,
+            },
+            GalleryItem {
+                product: product(3, 1),
+                liked: false,
+            },
+        ];
+        let next = Some(Cursor::after(
+            GalleryOrder::Newest,
+            0,
+            ProductId::from_stored(3),
+        ));
+        let mut renamed = product(5, 2);
+        renamed.title = ProductTitle::parse("Dunes").unwrap();
+        let pushed = HashMap::from([
+            (ProductId::from_stored(9), Some(product(9, 0))), // new: joins at the top
+            (ProductId::from_stored(5), Some(renamed)),       // renamed: keeps its flag
+            (ProductId::from_stored(3), None),                // deleted
+            (ProductId::from_stored(1), Some(product(1, 0))), // on a later page: waits for it
+        ]);
+        let counts = HashMap::from([(ProductId::from_stored(5), 4)]);
+        let liked = HashMap::new();
+        let shown = arrange(&Known {
+            order: GalleryOrder::Newest,
+            fetched: &fetched,
+            next,
+            pushed: &pushed,
+            counts: &counts,
+            liked: &liked,
+        });
+        assert_eq!(shown.order, [9, 5].map(ProductId::from_stored));
+        let dunes = &shown.items[&ProductId::from_stored(5)];
+        assert_eq!(
+            (
+                dunes.product.title.as_str(),
+                dunes.product.likes,
+                dunes.liked
+            ),
+            ("Dunes", 4, true)
+        );
+        assert!(shown.missing.is_empty());
+    }
+}
