@@ -337,7 +337,7 @@ fn MoreLink(page: Page) -> impl IntoView {
 
 /// One picture with its title, like count and like button, read from the page's state.
 #[component]
-fn ProductCard(id: ProductId, page: Page) -> impl IntoView {
+fn ProductCard(id: ProductId, page: Page) -> AnyView {
     let item = Memo::new(move |_| page.shown.with(|shown| shown.items.get(&id).cloned()));
     let read = move |f: fn(&GalleryItem) -> String| {
         item.with(|item| item.as_ref().map(f).unwrap_or_default())
@@ -379,4 +379,6 @@ fn ProductCard(id: ProductId, page: Page) -> impl IntoView {
             {move || problem().map(|message| view! { <p role="alert" class="error">{message}</p> })}
         </li>
     }
+    // Erased: the card's full type nested in the list's is deeper than the compiler follows.
+    .into_any()
 }
