@@ -77,6 +77,31 @@ test('most liked first; a picture that gains likes moves up, even from a page no
   expect(new Set(await titles(gallery)).size).toBe(50);
 });
 
+test('pictures moving up above the visitor leave the part they are reading where it is', async ({ page }) => {
+  const ids = await galleryOf(60);
+  const gallery = new GalleryPage(page);
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await gotoHydrated(page, `${ownBase()}/?sort=likes`);
+  await expect(page.getByRole('status')).toHaveText('live');
+  const reading = gallery.card('Picture 30');
+  await reading.evaluate((card) => card.scrollIntoView({ block: 'center' }));
+  await expect(reading).toBeInViewport();
+  const before = await reading.boundingBox();
+  const scrolled = await page.evaluate(() => window.scrollY);
+
+  // Two pictures from below the visitor and one from above climb to the top.
+  await like(ids[44], 2);
+  await like(ids[2], 1);
+  await like(ids[40], 3);
+  await expect(async () => {
+    expect((await titles(gallery)).slice(0, 3)).toEqual(['Picture 41', 'Picture 45', 'Picture 3']);
+  }).toPass();
+  // Rows above stay full, so the rows in view stay put: cards move along them, not the page.
+  expect(await page.evaluate(() => window.scrollY)).toBe(scrolled);
+  await expect(reading).toBeInViewport();
+  expect((await reading.boundingBox())?.y).toBeCloseTo(before?.y ?? -1, 0);
+});
+
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 
