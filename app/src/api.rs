@@ -50,7 +50,8 @@ pub async fn chosen_products(ids: String) -> Result<Vec<GalleryItem>, AppError> 
 /// This visitor likes (`like = true`) or stops liking a product. Liking twice is refused.
 #[server(endpoint = "set_like")]
 pub async fn set_like(id: String, like: bool) -> Result<LikeState, AppError> {
-    let back = "/";
+    let back = session::gallery_back();
+    let back = back.as_str();
     let visitor = session::visitor()?;
     let id = ProductId::parse(&id).map_err(|err| session::fail(back, err.into()))?;
     let state = crate::backend::backend()?
@@ -241,6 +242,46 @@ pub mod session {
     pub(crate) fn done(back: &str) {
         if is_plain_form_post() {
             leptos_axum::redirect(back);
+        }
+    }
+
+    /// The gallery page a form was posted from, as its path and query on this site (only its
+    /// `sort` and `after`), so that a visitor without JavaScript lands back on the same order and
+    /// page; `/` for anything else.
+    pub(crate) fn gallery_back() -> String {
+        let headers = use_context::<http::request::Parts>().map(|parts| parts.headers);
+        let header = |name| {
+            headers
+                .as_ref()
+                .and_then(|headers| headers.get(name))
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (Some(referer), Some(host)) =
+            (header(http::header::REFERER), header(http::header::HOST))
+        else {
+            return "/".to_owned();
+        };
+        let path = referer
+            .strip_prefix("https://")
+            .or_else(|| referer.strip_prefix("http://"))
+            .and_then(|rest| rest.strip_prefix(host.as_str()));
+        let query = match path {
+            Some("/") => return "/".to_owned(),
+            Some(path) => match path.strip_prefix("/?") {
+                Some(query) => query,
+                None => return "/".to_owned(),
+            },
+            None => return "/".to_owned(),
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| matches!(pair.split('=').next(), Some("sort" | "after")))
+            .collect();
+        if kept.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/?{}", kept.join("&"))
         }
     }
 

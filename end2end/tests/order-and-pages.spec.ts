@@ -118,5 +118,10 @@ test.describe('without JavaScript', () => {
     await page.getByRole('link', { name: 'Most liked' }).click();
     await expect(page).toHaveURL(/sort=likes/);
     expect((await titles(gallery)).slice(0, 2)).toEqual(['Picture 1', 'Picture 2']);
+
+    // A like posted from this page comes back to this page, in its order.
+    await gallery.likeButton('Picture 2').click();
+    await expect(page).toHaveURL(/\/\?sort=likes$/);
+    await expect(gallery.likeButton('Picture 2')).toHaveAttribute('aria-pressed', 'true');
   });
 });

@@ -165,3 +165,40 @@ async fn admin_server_functions_refuse_callers_without_a_session() {
     assert_eq!(body["Validation"]["field"], "image");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_like_posted_without_javascript_goes_back_to_the_gallery_page_it_came_from() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    let id = app.create_visible_product("Dunes").await;
+    let visitor = app.new_visitor().await;
+    let host = app.address.to_string();
+    let cases = [
+        (
+            format!("http://{host}/?sort=likes&after=l.0.3"),
+            "/?sort=likes&after=l.0.3",
+        ),
+        (
+            format!("http://{host}/?sort=newest&reason=gone&x=1"),
+            "/?sort=newest",
+        ),
+        (format!("http://{host}/admin?sort=likes"), "/"),
+        (format!("http://{host}.evil.example/?sort=likes"), "/"),
+        ("https://evil.example/?sort=likes".to_owned(), "/"),
+    ];
+    for (n, (referer, back)) in cases.into_iter().enumerate() {
+        let like = n % 2 == 0;
+        let response = app
+            .client
+            .post(app.url("/api/set_like"))
+            .header("cookie", &visitor.cookie)
+            .header("accept", "text/html")
+            .header("referer", referer.as_str())
+            .form(&[("id", id.to_string()), ("like", like.to_string())])
+            .send()
+            .await
+            .expect("request reaches the app");
+        assert_eq!(response.status(), 302, "{referer}");
+        assert_eq!(response.headers()["location"], back, "{referer}");
+    }
+    app.stop().await;
+}
