@@ -102,6 +102,7 @@ pub async fn visitors(web: SocketAddr, count: usize) -> Vec<Visitor> {
             .send()
             .await
             .expect("the web instance answers");
+        assert_eq!(response.status(), 200, "a first visit is answered");
         let cookie = crate::helpers::set_cookie(&response, "lg_visitor").expect("a visitor cookie");
         visitors.push(Visitor {
             web,
