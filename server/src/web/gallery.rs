@@ -53,6 +53,14 @@ impl Entry {
         }
     }
 
+    /// The product as a visitor's gallery lists it.
+    fn item(&self, liked: &HashSet<ProductId>) -> GalleryItem {
+        GalleryItem {
+            product: self.product.clone(),
+            liked: liked.contains(&self.product.id),
+        }
+    }
+
     /// The product's count and id, as the orders compare them.
     fn key(&self) -> (i64, ProductId) {
         (self.product.likes, self.product.id)
@@ -148,13 +156,7 @@ impl Snapshot {
     pub fn items(&self, request: &PageRequest, liked: &HashSet<ProductId>) -> GalleryPage {
         let (taken, next) = self.page(request);
         GalleryPage {
-            items: taken
-                .into_iter()
-                .map(|entry| GalleryItem {
-                    product: entry.product.clone(),
-                    liked: liked.contains(&entry.product.id),
-                })
-                .collect(),
+            items: taken.into_iter().map(|entry| entry.item(liked)).collect(),
             next: next.map(|cursor| cursor.to_string()),
         }
     }
@@ -168,10 +170,7 @@ impl Snapshot {
                     .binary_search_by_key(id, |entry| entry.product.id)
                     .ok()?;
                 let entry = &self.entries[at];
-                (!entry.deleted).then(|| GalleryItem {
-                    product: entry.product.clone(),
-                    liked: liked.contains(id),
-                })
+                (!entry.deleted).then(|| entry.item(liked))
             })
             .collect()
     }

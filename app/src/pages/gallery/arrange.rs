@@ -5,7 +5,7 @@
 use crate::domain::ProductId;
 use crate::paging::{Cursor, GalleryOrder};
 use crate::wire::{GalleryItem, Product};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// Everything a page has been told, by fetching and by pushes.
 pub struct Known<'a> {
@@ -82,17 +82,12 @@ pub fn arrange(known: &Known<'_>) -> Arranged {
             .compare((items[a].product.likes, *a), (items[b].product.likes, *b))
     });
 
-    let deleted: HashSet<&ProductId> = known
-        .pushed
-        .iter()
-        .filter(|(_, change)| change.is_none())
-        .map(|(id, _)| id)
-        .collect();
     let mut missing: Vec<ProductId> = known
         .counts
         .iter()
         .filter(|(id, likes)| {
-            !items.contains_key(id) && !deleted.contains(id) && belongs(**likes, **id)
+            let deleted = matches!(known.pushed.get(id), Some(None));
+            !items.contains_key(id) && !deleted && belongs(**likes, **id)
         })
         .map(|(id, _)| *id)
         .collect();
@@ -155,6 +150,23 @@ mod tests {
         }
     }
 
+    /// What a page shows that was told only counts since it started.
+    fn arrange_counts(
+        order: GalleryOrder,
+        fetched: &[GalleryItem],
+        next: Option<Cursor>,
+        counts: &HashMap<ProductId, i64>,
+    ) -> Arranged {
+        arrange(&Known {
+            order,
+            fetched,
+            next,
+            pushed: &HashMap::new(),
+            counts,
+            liked: &HashMap::new(),
+        })
+    }
+
     #[test]
     fn a_scroll_under_changing_counts_shows_every_product_once() {
         // A small deterministic generator: the same storm every run.
@@ -182,17 +194,7 @@ mod tests {
                         server.likes[n] = (server.likes[n] + change).max(0);
                         counts.insert(ProductId::from_stored(n as i64 + 1), server.likes[n]);
                     }
-                    let pushed = HashMap::new();
-                    let liked = HashMap::new();
-                    let known = Known {
-                        order,
-                        fetched: &fetched,
-                        next,
-                        pushed: &pushed,
-                        counts: &counts,
-                        liked: &liked,
-                    };
-                    let missing = arrange(&known).missing;
+                    let missing = arrange_counts(order, &fetched, next, &counts).missing;
                     // What the page fetches by id, the server answers as it is now.
                     fetched.extend(missing.iter().map(|id| GalleryItem {
                         product: product(id.get(), server.likes[id.get() as usize - 1]),
@@ -203,16 +205,7 @@ mod tests {
                     fetched.extend(page);
                     next = after;
                 }
-                let pushed = HashMap::new();
-                let liked = HashMap::new();
-                let shown = arrange(&Known {
-                    order,
-                    fetched: &fetched,
-                    next,
-                    pushed: &pushed,
-                    counts: &counts,
-                    liked: &liked,
-                });
+                let shown = arrange_counts(order, &fetched, next, &counts);
                 let mut ids: Vec<i64> = shown.order.iter().map(|id| id.get()).collect();
                 let in_order = ids.clone();
                 ids.sort_unstable();
