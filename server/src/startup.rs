@@ -375,12 +375,16 @@ fn run_consumer<H: Handler>(
     db: &Database,
     shutdown: &Shutdown,
 ) -> JoinHandle<()> {
-    tokio::spawn(watch_waiting(
-        bus.clone(),
-        spec.queue.clone(),
-        H::NAME,
-        shutdown.clone(),
-    ));
+    // An instance's own (exclusive) queue cannot be asked about from another connection: the
+    // broker closes the asking channel. Its consumer keeps up with one instance's share only.
+    if spec.kind != crate::bus::QueueKind::Live {
+        tokio::spawn(watch_waiting(
+            bus.clone(),
+            spec.queue.clone(),
+            H::NAME,
+            shutdown.clone(),
+        ));
+    }
     let prefetch = spec.prefetch;
     // On PostgreSQL, as many deliveries in hand at once as the queue hands over, up to a
     // handful of transactions: the consumer waits on the database, not on the CPU. SQLite has
