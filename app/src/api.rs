@@ -154,6 +154,20 @@ pub async fn delete_product(id: String) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Asks the catalog for an authoritative resync: every web read model and gallery ends with
+/// exactly the catalog's products. Returns how many products it sends.
+#[server(endpoint = "resync_gallery")]
+pub async fn resync_gallery() -> Result<u64, AppError> {
+    let back = "/admin";
+    session::require_admin(back).await?;
+    let products = crate::backend::backend()?
+        .resync()
+        .await
+        .map_err(|err| session::fail(back, err))?;
+    session::done(back);
+    Ok(products)
+}
+
 /// Reading and writing the session cookie of the current request.
 #[cfg(feature = "ssr")]
 pub mod session {

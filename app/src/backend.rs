@@ -51,6 +51,9 @@ pub trait Backend: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Product, AppError>>;
 
     fn delete_product(&self, id: ProductId) -> BoxFuture<'_, Result<(), AppError>>;
+
+    /// Asks the catalog for an authoritative resync; how many products it sends.
+    fn resync(&self) -> BoxFuture<'_, Result<u64, AppError>>;
 }
 
 /// The backend as held in Leptos context.

@@ -83,3 +83,17 @@ test.describe('without JavaScript', () => {
     );
   });
 });
+
+test('the administrator asks for a resync and every product stays in the gallery', async ({ admin, page, baseURL }) => {
+  const title = uniqueTitle('Resynced');
+  await admin.open();
+  await admin.signIn(adminToken);
+  await admin.createProduct(title, imageUrl(baseURL));
+  await expect(admin.row(title)).toBeVisible();
+
+  await admin.page.getByRole('button', { name: 'Resync every gallery' }).click();
+  await expect(admin.page.getByRole('status').filter({ hasText: 'Resync started' })).toHaveText(
+    /Resync started: \d+ products on their way to every gallery\./,
+  );
+  await expectInGallery(page, title, true);
+});

@@ -138,11 +138,11 @@ impl Topology {
         format!("{}.{name}", self.namespace)
     }
 
-    fn durable(&self, name: &str, exchange: String, binding: &str, prefetch: u16) -> QueueSpec {
+    fn durable(&self, name: &str, exchange: String, bindings: &[&str], prefetch: u16) -> QueueSpec {
         QueueSpec {
             queue: self.queue(name),
             exchange,
-            bindings: vec![binding.to_owned()],
+            bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
             kind: QueueKind::Durable,
             prefetch,
         }
@@ -150,20 +150,27 @@ impl Topology {
 
     /// The catalog's like events from every web instance.
     pub fn catalog_likes(&self, prefetch: u16) -> QueueSpec {
-        self.durable("catalog.likes", self.web_exchange(), "like.*", prefetch)
+        self.durable("catalog.likes", self.web_exchange(), &["like.*"], prefetch)
     }
 
-    /// Resync requests from web services with a fresh database; one at a time is plenty.
+    /// Resync requests from web services (a fresh database, a new catalog epoch); one at a time
+    /// is plenty.
     pub fn catalog_resync(&self) -> QueueSpec {
-        self.durable("catalog.resync", self.web_exchange(), "resync.requested", 1)
+        self.durable(
+            "catalog.resync",
+            self.web_exchange(),
+            &["resync.requested"],
+            1,
+        )
     }
 
-    /// Product events for the web read model, shared by the web instances on one database.
+    /// Product events and resync markers for the web read model, shared by the web instances on
+    /// one database.
     pub fn web_read_model(&self, prefetch: u16) -> QueueSpec {
         self.durable(
             "web.read-model",
             self.catalog_exchange(),
-            "product.#",
+            &["product.#", "resync.*"],
             prefetch,
         )
     }

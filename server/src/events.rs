@@ -6,8 +6,22 @@ use app::domain::{ImageUrl, ProductId, ProductTitle, VisitorId};
 use app::wire::Product;
 use serde::{Deserialize, Serialize};
 
-/// A product as the catalog has it after a change, with the version that change produced.
-/// Every product event carries the whole snapshot, so "highest version wins" is always right.
+/// Where a product event stands among all the catalog's events about that product: the newer
+/// stamp wins, compared field by field in this order. `epoch` names the catalog's data (made when
+/// its database is created: a recreated catalog starts a higher one), `generation` grows with each
+/// authoritative resync (so a resync beats whatever came before it, even a bogus version), and
+/// `version` grows by one with every change of the product. A deletion beats a copy of the same
+/// version. Events from before epochs existed have epoch and generation 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Stamp {
+    pub epoch: i64,
+    pub generation: i64,
+    pub version: i64,
+    pub deleted: bool,
+}
+
+/// A product as the catalog has it after a change, with the stamp of that change.
+/// Every product event carries the whole snapshot, so "newest stamp wins" is always right.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProductSnapshot {
     pub id: ProductId,
@@ -16,6 +30,12 @@ pub struct ProductSnapshot {
     pub likes: i64,
     /// Grows by one with every change to the product.
     pub version: i64,
+    /// The catalog data's identity (see [`Stamp`]).
+    #[serde(default)]
+    pub epoch: i64,
+    /// The catalog's resync generation when the change was made (see [`Stamp`]).
+    #[serde(default)]
+    pub generation: i64,
     /// In a count change: when the earliest like it counts was committed on a web instance
     /// (Unix milliseconds), so each instance can measure how long likes take to reach browsers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,6 +51,43 @@ impl ProductSnapshot {
             likes: self.likes,
         }
     }
+
+    pub fn stamp(&self) -> Stamp {
+        Stamp {
+            epoch: self.epoch,
+            generation: self.generation,
+            version: self.version,
+            deleted: false,
+        }
+    }
+}
+
+/// The catalog's data identity and resync generation, as every event it publishes carries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CatalogEra {
+    pub epoch: i64,
+    pub generation: i64,
+}
+
+/// Opens an authoritative resync: after `resync.started` the catalog publishes every product it
+/// has, stamped with the resync's new generation, then `resync.finished`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResyncStart {
+    pub epoch: i64,
+    pub generation: i64,
+    /// How many products the resync sends.
+    pub products: u64,
+}
+
+/// Closes an authoritative resync with the ids of every product the catalog had: each read model
+/// removes any other product it holds from before the resync's generation (with its likes),
+/// whether or not the products' own events have arrived yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResyncEnd {
+    pub epoch: i64,
+    pub generation: i64,
+    /// Every product id the catalog had, ascending.
+    pub ids: Vec<i64>,
 }
 
 /// Published by the catalog on `<namespace>.catalog`.
@@ -45,17 +102,61 @@ pub enum CatalogEvent {
     #[serde(rename = "product.likes_changed")]
     LikesChanged(ProductSnapshot),
     #[serde(rename = "product.deleted")]
-    ProductDeleted { id: ProductId, version: i64 },
+    ProductDeleted {
+        id: ProductId,
+        version: i64,
+        #[serde(default)]
+        epoch: i64,
+        #[serde(default)]
+        generation: i64,
+    },
+    #[serde(rename = "resync.started")]
+    ResyncStarted(ResyncStart),
+    #[serde(rename = "resync.finished")]
+    ResyncFinished(ResyncEnd),
 }
 
 impl CatalogEvent {
-    /// The product this event is about and the catalog's version of it.
-    pub fn product_version(&self) -> (ProductId, i64) {
+    /// A deletion of `id` with the stamp `era` and `version`.
+    pub fn deleted(id: ProductId, era: CatalogEra, version: i64) -> Self {
+        CatalogEvent::ProductDeleted {
+            id,
+            version,
+            epoch: era.epoch,
+            generation: era.generation,
+        }
+    }
+
+    /// The product this event is about and its stamp; `None` for the resync markers.
+    pub fn product_stamp(&self) -> Option<(ProductId, Stamp)> {
         match self {
             CatalogEvent::ProductCreated(p)
             | CatalogEvent::ProductUpdated(p)
-            | CatalogEvent::LikesChanged(p) => (p.id, p.version),
-            CatalogEvent::ProductDeleted { id, version } => (*id, *version),
+            | CatalogEvent::LikesChanged(p) => Some((p.id, p.stamp())),
+            CatalogEvent::ProductDeleted {
+                id,
+                version,
+                epoch,
+                generation,
+            } => Some((
+                *id,
+                Stamp {
+                    epoch: *epoch,
+                    generation: *generation,
+                    version: *version,
+                    deleted: true,
+                },
+            )),
+            CatalogEvent::ResyncStarted(_) | CatalogEvent::ResyncFinished(_) => None,
+        }
+    }
+
+    /// The catalog data this event comes from.
+    pub fn epoch(&self) -> i64 {
+        match self {
+            CatalogEvent::ResyncStarted(start) => start.epoch,
+            CatalogEvent::ResyncFinished(end) => end.epoch,
+            _ => self.product_stamp().map_or(0, |(_, stamp)| stamp.epoch),
         }
     }
 
@@ -65,7 +166,7 @@ impl CatalogEvent {
             CatalogEvent::ProductCreated(p)
             | CatalogEvent::ProductUpdated(p)
             | CatalogEvent::LikesChanged(p) => p.liked_at_ms,
-            CatalogEvent::ProductDeleted { .. } => None,
+            _ => None,
         }
     }
 }
@@ -77,6 +178,8 @@ impl Event for CatalogEvent {
             CatalogEvent::ProductUpdated(_) => "product.updated",
             CatalogEvent::LikesChanged(_) => "product.likes_changed",
             CatalogEvent::ProductDeleted { .. } => "product.deleted",
+            CatalogEvent::ResyncStarted(_) => "resync.started",
+            CatalogEvent::ResyncFinished(_) => "resync.finished",
         }
     }
 }
@@ -103,6 +206,10 @@ pub struct LikeChange {
     pub product_id: ProductId,
     pub visitor_id: VisitorId,
     pub seq: i64,
+    /// The epoch of the catalog data the product came from: a catalog with other data (a
+    /// recreated database) ignores the like. 0 in events from before epochs existed.
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 /// What either service stores of one visitor's like of one product: whether they like it now,
@@ -130,6 +237,12 @@ impl LikeEvent {
         }
     }
 
+    pub fn change_mut(&mut self) -> &mut LikeChange {
+        match self {
+            LikeEvent::Added(change) | LikeEvent::Removed(change) => change,
+        }
+    }
+
     /// Whether the visitor likes the product after this change.
     pub fn liked(&self) -> bool {
         matches!(self, LikeEvent::Added(_))
@@ -146,7 +259,8 @@ impl Event for LikeEvent {
 }
 
 /// Published by the web service on `<namespace>.web` when its read model is empty (a fresh
-/// database): the catalog answers by publishing every product's snapshot again.
+/// database) or it meets an epoch it does not know: the catalog answers with an authoritative
+/// resync (`resync.started`, every product, `resync.finished`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
 pub enum ResyncEvent {
@@ -172,6 +286,8 @@ mod tests {
             image: ImageUrl::parse("https://example.com/dunes.jpg").unwrap(),
             likes: 2,
             version: 5,
+            epoch: 1_700_000_000_000,
+            generation: 2,
             liked_at_ms: None,
         }
     }
@@ -182,10 +298,24 @@ mod tests {
             CatalogEvent::ProductCreated(snapshot()),
             CatalogEvent::ProductUpdated(snapshot()),
             CatalogEvent::LikesChanged(snapshot()),
-            CatalogEvent::ProductDeleted {
-                id: ProductId::from_stored(3),
-                version: 6,
-            },
+            CatalogEvent::deleted(
+                ProductId::from_stored(3),
+                CatalogEra {
+                    epoch: 1,
+                    generation: 0,
+                },
+                6,
+            ),
+            CatalogEvent::ResyncStarted(ResyncStart {
+                epoch: 1,
+                generation: 3,
+                products: 2,
+            }),
+            CatalogEvent::ResyncFinished(ResyncEnd {
+                epoch: 1,
+                generation: 3,
+                ids: vec![3, 4],
+            }),
         ] {
             let json: serde_json::Value =
                 serde_json::from_str(&Envelope::new(event.clone()).to_json()).unwrap();
@@ -201,8 +331,30 @@ mod tests {
         .unwrap();
         assert_eq!(
             json["data"],
-            serde_json::json!({"id": 3, "title": "Dunes", "image": "https://example.com/dunes.jpg", "likes": 2, "version": 5})
+            serde_json::json!({"id": 3, "title": "Dunes", "image": "https://example.com/dunes.jpg", "likes": 2, "version": 5, "epoch": 1_700_000_000_000_i64, "generation": 2})
         );
+    }
+
+    #[test]
+    fn a_newer_epoch_beats_any_version_and_a_resync_beats_any_older_generation() {
+        let stamp = |epoch, generation, version, deleted| Stamp {
+            epoch,
+            generation,
+            version,
+            deleted,
+        };
+        assert!(stamp(2, 0, 1, false) > stamp(1, 9, i64::MAX, false));
+        assert!(stamp(1, 3, 1, false) > stamp(1, 2, i64::MAX, true));
+        assert!(stamp(1, 3, 2, false) > stamp(1, 3, 1, false));
+        assert!(
+            stamp(1, 3, 2, true) > stamp(1, 3, 2, false),
+            "a deletion of the same version"
+        );
+        // An event from before epochs decodes with epoch and generation 0 and loses to any other.
+        let raw =
+            r#"{"id":3,"title":"Dunes","image":"https://example.com/d.jpg","likes":0,"version":7}"#;
+        let old: ProductSnapshot = serde_json::from_str(raw).unwrap();
+        assert!(old.stamp() < stamp(1, 0, 1, false));
     }
 
     #[test]

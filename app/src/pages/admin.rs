@@ -2,7 +2,7 @@
 
 mod products;
 
-use crate::api::{admin_session, SignIn, SignOut};
+use crate::api::{admin_session, ResyncGallery, SignIn, SignOut};
 use crate::wire::AppError;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -29,6 +29,7 @@ pub fn AdminPage() -> impl IntoView {
                                 </ActionForm>
                             </div>
                             <products::ProductManager/>
+                            <ResyncForm/>
                         }
                             .into_any()
                     }
@@ -85,5 +86,36 @@ fn SignInForm(action: ServerAction<SignIn>) -> impl IntoView {
             <button type="submit">"Sign in"</button>
             {error}
         </ActionForm>
+    }
+}
+
+/// Asks for an authoritative resync: every gallery ends with exactly the catalog's products
+/// (after restoring a database from a backup, or to repair a read model).
+#[component]
+fn ResyncForm() -> impl IntoView {
+    let resync = ServerAction::<ResyncGallery>::new();
+    let outcome = move || {
+        resync.value().get().map(|answer| match answer {
+            Ok(products) => view! {
+                <p role="status" class="status">
+                    {format!("Resync started: {products} products on their way to every gallery.")}
+                </p>
+            }
+            .into_any(),
+            Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
+        })
+    };
+    view! {
+        <section class="resync" aria-labelledby="resync-heading">
+            <h2 id="resync-heading">"Galleries"</h2>
+            <p>
+                "Bring every web instance's gallery to exactly the catalog's products, "
+                "removing any the catalog no longer has."
+            </p>
+            <ActionForm action=resync>
+                <button type="submit">"Resync every gallery"</button>
+            </ActionForm>
+            {outcome}
+        </section>
     }
 }

@@ -2,7 +2,7 @@
 //! at a time, keeps every product's count equal to the visitors liking it, and publishes one new
 //! count per changed product per batch.
 
-use super::store::snapshot;
+use super::store::{era, snapshot};
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
@@ -57,6 +57,8 @@ const COUNT: Sql = Sql {
 pub(crate) struct Newest {
     pub seq: i64,
     pub liked: bool,
+    /// The epoch of the catalog data the visitor liked the product in (0: not said).
+    pub epoch: i64,
 }
 
 /// One visitor's like of one product: (product id, visitor id).
@@ -125,6 +127,7 @@ impl Handler for LikesHandler {
             let candidate = Newest {
                 seq: change.seq,
                 liked: envelope.event.liked(),
+                epoch: change.epoch,
             };
             newest
                 .entry(pair)
@@ -146,8 +149,12 @@ impl Handler for LikesHandler {
             .bind(serde_json::to_string(&products).expect("ids serialise"))
             .fetch_all(&mut *tx)
             .await?;
-        // Likes of products deleted since: nothing left to count.
-        newest.retain(|(product, _), _| known.binary_search(product).is_ok());
+        let era = era(&mut tx).await?;
+        // Likes of products deleted since: nothing left to count. Likes of another catalog's
+        // products (this database was made anew after the visitor saw them): not these.
+        newest.retain(|(product, _), change| {
+            known.binary_search(product).is_ok() && (change.epoch == 0 || change.epoch == era.epoch)
+        });
         if newest.is_empty() {
             return Ok(());
         }
@@ -196,7 +203,7 @@ impl Handler for LikesHandler {
             let events = changed
                 .iter()
                 .map(|row| {
-                    let mut product = snapshot(row)?;
+                    let mut product = snapshot(row, era)?;
                     product.liked_at_ms = liked_at.get(&product.id.get()).copied();
                     Ok(Envelope::new(CatalogEvent::LikesChanged(product)))
                 })
@@ -209,7 +216,7 @@ impl Handler for LikesHandler {
     }
 }
 
-/// Answers `resync.requested` by publishing every product again.
+/// Answers `resync.requested` with an authoritative resync.
 pub struct ResyncHandler {
     pub store: super::CatalogStore,
 }
@@ -220,13 +227,12 @@ impl Handler for ResyncHandler {
 
     #[tracing::instrument(name = "answer_resync", skip_all, fields(event_id = %envelope.id))]
     async fn handle(&self, envelope: Envelope<Self::Event>) -> Result<(), HandleError> {
-        // Repeating this is harmless (consumers keep the highest version), so no dedupe record.
-        let count = self
-            .store
-            .republish_all()
+        // Repeating this is harmless (a later generation only confirms the same products), so
+        // no dedupe record.
+        self.store
+            .resync()
             .await
             .map_err(|err| HandleError::Retry(Box::new(err)))?;
-        tracing::info!(products = count, "resync answered");
         Ok(())
     }
 }
@@ -247,6 +253,7 @@ mod tests {
                 Newest {
                     seq: 3,
                     liked: true,
+                    epoch: 0,
                 },
             ),
             (
@@ -254,6 +261,7 @@ mod tests {
                 Newest {
                     seq: 2,
                     liked: false,
+                    epoch: 0,
                 },
             ),
             (
@@ -261,6 +269,7 @@ mod tests {
                 Newest {
                     seq: 1,
                     liked: true,
+                    epoch: 0,
                 },
             ),
         ]);
@@ -290,14 +299,16 @@ mod tests {
                     pair(1, "bob"),
                     Newest {
                         seq: 2,
-                        liked: false
+                        liked: false,
+                        epoch: 0
                     }
                 ),
                 (
                     pair(2, "ann"),
                     Newest {
                         seq: 1,
-                        liked: true
+                        liked: true,
+                        epoch: 0
                     }
                 ),
             ]
@@ -312,6 +323,7 @@ mod tests {
             Newest {
                 seq: 2,
                 liked: false,
+                epoch: 0,
             },
         )]);
         let (rows, deltas) = decide(&newest, &HashMap::new());
@@ -331,6 +343,7 @@ mod tests {
                 Newest {
                     seq: 1,
                     liked: true,
+                    epoch: 0,
                 },
             ),
             (
@@ -338,6 +351,7 @@ mod tests {
                 Newest {
                     seq: 2,
                     liked: false,
+                    epoch: 0,
                 },
             ),
         ]);

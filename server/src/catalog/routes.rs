@@ -1,4 +1,4 @@
-//! The admin REST API under `/api/admin/products`. Every route needs
+//! The admin REST API under `/api/admin/products`, and `/api/admin/resync`. Every route needs
 //! `Authorization: Bearer <ADMIN_TOKEN>`; bodies are JSON, at most 64 KiB, parsed into validated
 //! types before anything else happens.
 
@@ -10,7 +10,7 @@ use app::wire::Product;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, Path, Request, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 
@@ -37,6 +37,7 @@ pub fn router(state: CatalogState) -> Router {
             "/api/admin/products/{id}",
             get(show).put(replace).delete(remove),
         )
+        .route("/api/admin/resync", post(resync))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -125,4 +126,18 @@ async fn remove(
 ) -> Result<StatusCode> {
     state.store.delete(product_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts an authoritative resync: every web read model ends with exactly the catalog's
+/// products. 202 with the resync's generation and how many products it sends.
+#[tracing::instrument(skip_all)]
+async fn resync(_: Admin, State(state): State<CatalogState>) -> Result<(StatusCode, Json<Value>)> {
+    let marker = state.store.resync().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "generation": marker.generation,
+            "products": marker.products,
+        })),
+    ))
 }

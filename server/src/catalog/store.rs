@@ -3,13 +3,13 @@
 
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
-use crate::db::Database;
+use crate::db::{Database, Sql};
 use crate::error::{Error, Result};
-use crate::events::{CatalogEvent, ProductSnapshot};
+use crate::events::{CatalogEra, CatalogEvent, ProductSnapshot, ResyncEnd, ResyncStart};
 use app::domain::{ImageUrl, ProductDraft, ProductId, ProductTitle};
 use app::wire::Product;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 /// Reads and changes the catalog's products.
 #[derive(Clone)]
@@ -18,7 +18,7 @@ pub struct CatalogStore {
     relay: RelayWaker,
 }
 
-pub(super) fn snapshot(row: &AnyRow) -> Result<ProductSnapshot, sqlx::Error> {
+pub(super) fn snapshot(row: &AnyRow, era: CatalogEra) -> Result<ProductSnapshot, sqlx::Error> {
     let invalid = |err| sqlx::Error::Decode(Box::new(err));
     Ok(ProductSnapshot {
         id: ProductId::from_stored(row.try_get("id")?),
@@ -26,9 +26,39 @@ pub(super) fn snapshot(row: &AnyRow) -> Result<ProductSnapshot, sqlx::Error> {
         image: ImageUrl::parse(row.try_get("image")?).map_err(invalid)?,
         likes: row.try_get("likes")?,
         version: row.try_get("version")?,
+        epoch: era.epoch,
+        generation: era.generation,
         liked_at_ms: None,
     })
 }
+
+/// The catalog's epoch and generation, read inside a transaction after its first statement on
+/// `product`: on PostgreSQL that statement waits for a resync in progress (which locks the
+/// table), so the generation read here is never older than the products the transaction sees.
+pub(super) async fn era(conn: &mut AnyConnection) -> Result<CatalogEra, sqlx::Error> {
+    let row = sqlx::query("select epoch, generation from catalog_epoch")
+        .fetch_one(conn)
+        .await?;
+    Ok(CatalogEra {
+        epoch: row.try_get("epoch")?,
+        generation: row.try_get("generation")?,
+    })
+}
+
+/// Starts a new generation: the later of the last one plus one and the time now in ms.
+const NEXT_GENERATION: Sql = Sql {
+    postgres: "update catalog_epoch set generation = \
+               greatest(generation + 1, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
+    sqlite: "update catalog_epoch set generation = \
+             max(generation + 1, cast((julianday('now') - 2440587.5) * 86400000.0 as integer))",
+};
+
+/// Holds off every write to the products while a resync reads them (PostgreSQL; on SQLite the
+/// one writer already does).
+const LOCK_ALL_PRODUCTS: Sql = Sql {
+    postgres: "lock table product in exclusive mode",
+    sqlite: "select 1",
+};
 
 impl CatalogStore {
     /// A store over `db` that wakes `relay` after each change.
@@ -42,24 +72,54 @@ impl CatalogStore {
             .fetch_all(self.db.pool())
             .await?;
         rows.iter()
-            .map(|row| Ok(snapshot(row)?.product()))
+            .map(|row| Ok(snapshot(row, CatalogEra::default())?.product()))
             .collect()
     }
 
-    /// Publishes every product's current snapshot again (as `product.updated`), for a web
-    /// service whose read model starts empty. Consumers ignore what they already have.
-    pub async fn republish_all(&self) -> Result<usize> {
+    /// An authoritative resync: starts a new generation and publishes, between `resync.started`
+    /// and `resync.finished`, every product stamped with it. Each read model ends with exactly
+    /// these products, whatever it held before (stale versions, products deleted meanwhile, a
+    /// bogus version from elsewhere). Writes to the products wait while it reads them, so every
+    /// change after it carries the new generation and a higher version.
+    pub async fn resync(&self) -> Result<ResyncStart> {
         let mut tx = self.db.begin_write().await?;
+        sqlx::query(self.db.sql(&LOCK_ALL_PRODUCTS))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(self.db.sql(&NEXT_GENERATION))
+            .execute(&mut *tx)
+            .await?;
+        let era = era(&mut tx).await?;
         let rows = sqlx::query("select id, title, image, likes, version from product order by id")
             .fetch_all(&mut *tx)
             .await?;
+        let marker = ResyncStart {
+            epoch: era.epoch,
+            generation: era.generation,
+            products: rows.len() as u64,
+        };
+        let mut events = Vec::with_capacity(rows.len() + 2);
+        let mut ids = Vec::with_capacity(rows.len());
+        events.push(Envelope::new(CatalogEvent::ResyncStarted(marker)));
         for row in &rows {
-            let event = CatalogEvent::ProductUpdated(snapshot(row)?);
-            outbox::enqueue(&mut tx, &Envelope::new(event)).await?;
+            let product = snapshot(row, era)?;
+            ids.push(product.id.get());
+            events.push(Envelope::new(CatalogEvent::ProductUpdated(product)));
         }
+        events.push(Envelope::new(CatalogEvent::ResyncFinished(ResyncEnd {
+            epoch: era.epoch,
+            generation: era.generation,
+            ids,
+        })));
+        outbox::enqueue_all(&mut tx, &events).await?;
         tx.commit().await?;
         self.relay.wake();
-        Ok(rows.len())
+        tracing::info!(
+            products = marker.products,
+            generation = marker.generation,
+            "authoritative resync published"
+        );
+        Ok(marker)
     }
 
     pub async fn get(&self, id: ProductId) -> Result<Product> {
@@ -68,7 +128,7 @@ impl CatalogStore {
             .fetch_optional(self.db.pool())
             .await?
             .ok_or(Error::NotFound)?;
-        Ok(snapshot(&row)?.product())
+        Ok(snapshot(&row, CatalogEra::default())?.product())
     }
 
     pub async fn create(&self, draft: &ProductDraft) -> Result<Product> {
@@ -81,7 +141,7 @@ impl CatalogStore {
         .bind(draft.image.as_str())
         .fetch_one(&mut *tx)
         .await?;
-        let created = snapshot(&row)?;
+        let created = snapshot(&row, era(&mut tx).await?)?;
         outbox::enqueue(
             &mut tx,
             &Envelope::new(CatalogEvent::ProductCreated(created.clone())),
@@ -106,7 +166,7 @@ impl CatalogStore {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(Error::NotFound)?;
-        let updated = snapshot(&row)?;
+        let updated = snapshot(&row, era(&mut tx).await?)?;
         outbox::enqueue(
             &mut tx,
             &Envelope::new(CatalogEvent::ProductUpdated(updated.clone())),
@@ -130,10 +190,7 @@ impl CatalogStore {
             .bind(id.get())
             .execute(&mut *tx)
             .await?;
-        let event = CatalogEvent::ProductDeleted {
-            id,
-            version: version + 1,
-        };
+        let event = CatalogEvent::deleted(id, era(&mut tx).await?, version + 1);
         outbox::enqueue(&mut tx, &Envelope::new(event)).await?;
         tx.commit().await?;
         self.relay.wake();

@@ -78,4 +78,8 @@ impl Backend for WebBackend {
     fn delete_product(&self, id: ProductId) -> BoxFuture<'_, Result<(), AppError>> {
         Box::pin(self.catalog.delete(id))
     }
+
+    fn resync(&self) -> BoxFuture<'_, Result<u64, AppError>> {
+        Box::pin(self.catalog.resync())
+    }
 }

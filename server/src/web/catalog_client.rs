@@ -10,6 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// Where the catalog's admin API keeps its products.
+const PRODUCTS: &str = "/api/admin/products";
+
 /// The catalog, as seen from the web service.
 #[derive(Clone)]
 pub enum CatalogClient {
@@ -41,14 +44,14 @@ impl CatalogClient {
     pub async fn list(&self) -> Result<Vec<Product>, AppError> {
         match self {
             Self::Local(store) => Ok(store.list().await?),
-            _ => self.call(Method::GET, "", None).await,
+            _ => self.call(Method::GET, PRODUCTS, None).await,
         }
     }
 
     pub async fn create(&self, draft: &ProductDraft) -> Result<Product, AppError> {
         match self {
             Self::Local(store) => Ok(store.create(draft).await?),
-            _ => self.call(Method::POST, "", Some(body(draft))).await,
+            _ => self.call(Method::POST, PRODUCTS, Some(body(draft))).await,
         }
     }
 
@@ -56,7 +59,7 @@ impl CatalogClient {
         match self {
             Self::Local(store) => Ok(store.update(id, draft).await?),
             _ => {
-                self.call(Method::PUT, &format!("/{id}"), Some(body(draft)))
+                self.call(Method::PUT, &format!("{PRODUCTS}/{id}"), Some(body(draft)))
                     .await
             }
         }
@@ -66,9 +69,20 @@ impl CatalogClient {
         match self {
             Self::Local(store) => Ok(store.delete(id).await?),
             _ => self
-                .call::<Value>(Method::DELETE, &format!("/{id}"), None)
+                .call::<Value>(Method::DELETE, &format!("{PRODUCTS}/{id}"), None)
                 .await
                 .map(drop),
+        }
+    }
+
+    /// Asks the catalog for an authoritative resync; returns how many products it sends.
+    pub async fn resync(&self) -> Result<u64, AppError> {
+        match self {
+            Self::Local(store) => Ok(store.resync().await?.products),
+            _ => {
+                let answer: Value = self.call(Method::POST, "/api/admin/resync", None).await?;
+                Ok(answer["products"].as_u64().unwrap_or(0))
+            }
         }
     }
 
@@ -88,7 +102,7 @@ impl CatalogClient {
             return Err(AppError::Unavailable);
         };
         let mut request = http
-            .request(method, format!("{base_url}/api/admin/products{path}"))
+            .request(method, format!("{base_url}{path}"))
             .bearer_auth(token.expose());
         if let Some(body) = body {
             request = request.json(&body);

@@ -14,7 +14,7 @@
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::Envelope;
 use crate::db::Database;
-use crate::events::{CatalogEvent, GalleryEvent, ProductSnapshot};
+use crate::events::{CatalogEvent, GalleryEvent, ProductSnapshot, Stamp};
 use crate::live::LiveHub;
 use crate::shutdown::Shutdown;
 use app::domain::{ImageUrl, ProductId, ProductTitle};
@@ -32,23 +32,23 @@ use tokio::sync::watch;
 #[derive(Debug)]
 struct Entry {
     product: Product,
-    /// The catalog's version of the product this entry reflects.
-    version: i64,
-    /// A tombstone: kept so that an older event cannot bring the product back.
+    /// The stamp of the catalog event this entry reflects; only a newer one replaces it.
+    stamp: Stamp,
+    /// A tombstone (`stamp.deleted`): kept so that an older event cannot bring the product back.
     deleted: bool,
     /// The product's JSON object in the list, open after `"liked":`, made once per version.
     fragment: Box<str>,
 }
 
 impl Entry {
-    fn new(product: Product, version: i64, deleted: bool) -> Self {
+    fn new(product: Product, stamp: Stamp) -> Self {
         let mut fragment = serde_json::to_string(&product).expect("products serialise to JSON");
         fragment.pop(); // the closing brace
         fragment.push_str(",\"liked\":");
         Self {
             product,
-            version,
-            deleted,
+            stamp,
+            deleted: stamp.deleted,
             fragment: fragment.into_boxed_str(),
         }
     }
@@ -66,15 +66,14 @@ impl Entry {
         (self.product.likes, self.product.id)
     }
 
-    fn from_event(event: CatalogEvent, old: Option<&Entry>) -> Self {
-        match event {
+    /// The entry a product event makes; `None` for a resync marker.
+    fn from_event(event: CatalogEvent, old: Option<&Entry>) -> Option<Self> {
+        let (id, stamp) = event.product_stamp()?;
+        Some(match event {
             CatalogEvent::ProductCreated(p)
             | CatalogEvent::ProductUpdated(p)
-            | CatalogEvent::LikesChanged(p) => {
-                let version = p.version;
-                Self::new(p.product(), version, false)
-            }
-            CatalogEvent::ProductDeleted { id, version } => {
+            | CatalogEvent::LikesChanged(p) => Self::new(p.product(), stamp),
+            _ => {
                 // What the tombstone shows is never sent; keep what was known.
                 let product = old.map(|entry| entry.product.clone()).unwrap_or(Product {
                     id,
@@ -82,9 +81,9 @@ impl Entry {
                     image: ImageUrl::parse("https://invalid.example/").expect("a valid URL"),
                     likes: 0,
                 });
-                Self::new(product, version, true)
+                Self::new(product, stamp)
             }
-        }
+        })
     }
 }
 
@@ -287,15 +286,19 @@ impl Gallery {
         let mut announce = Vec::new();
         let mut changed = false;
         for event in events {
-            let (id, version) = event.product_version();
+            let Some((id, stamp)) = event.product_stamp() else {
+                continue;
+            };
             let liked_at_ms = event.liked_at_ms();
             let at = entries.binary_search_by_key(&id.get(), |entry| entry.product.id.get());
             let old = at.ok().map(|i| entries[i].clone());
-            if old.as_ref().is_some_and(|old| old.version >= version) {
+            if old.as_ref().is_some_and(|old| old.stamp >= stamp) {
                 continue;
             }
+            let Some(entry) = Entry::from_event(event, old.as_deref()) else {
+                continue;
+            };
             changed = true;
-            let entry = Entry::from_event(event, old.as_deref());
             let shown_before = old.as_ref().filter(|old| !old.deleted);
             if entry.deleted {
                 if shown_before.is_some() {
@@ -358,15 +361,21 @@ impl Gallery {
     /// Merges the read model into the state: whatever it holds newer than this instance
     /// (changes published while this instance's queue did not exist) is applied and pushed.
     pub async fn reload(&self, db: &Database) -> Result<usize, sqlx::Error> {
-        let rows = sqlx::query("select id, title, image, likes, version, deleted from product")
-            .fetch_all(db.pool())
-            .await?;
+        let rows = sqlx::query(
+            "select id, title, image, likes, version, epoch, generation, deleted from product",
+        )
+        .fetch_all(db.pool())
+        .await?;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = ProductId::from_stored(row.try_get("id")?);
             let version: i64 = row.try_get("version")?;
+            let era = crate::events::CatalogEra {
+                epoch: row.try_get("epoch")?,
+                generation: row.try_get("generation")?,
+            };
             if row.try_get::<i64, _>("deleted")? == 1 {
-                events.push(CatalogEvent::ProductDeleted { id, version });
+                events.push(CatalogEvent::deleted(id, era, version));
                 continue;
             }
             // Rows come from validated events; one that no longer parses is left out, loudly.
@@ -382,6 +391,8 @@ impl Gallery {
                 image,
                 likes: row.try_get("likes")?,
                 version,
+                epoch: era.epoch,
+                generation: era.generation,
                 liked_at_ms: None,
             }));
         }
@@ -483,8 +494,21 @@ mod tests {
             image: ImageUrl::parse("https://example.com/x.jpg").unwrap(),
             likes,
             version,
+            epoch: 1,
+            generation: 0,
             liked_at_ms: None,
         }
+    }
+
+    fn deleted(id: i64, version: i64) -> CatalogEvent {
+        CatalogEvent::deleted(
+            ProductId::from_stored(id),
+            crate::events::CatalogEra {
+                epoch: 1,
+                generation: 0,
+            },
+            version,
+        )
     }
 
     fn gallery() -> (
@@ -524,10 +548,7 @@ mod tests {
             CatalogEvent::ProductUpdated(snapshot(1, "Renamed", 0, 2)),
             CatalogEvent::LikesChanged(snapshot(1, "Renamed", 3, 3)),
             CatalogEvent::ProductCreated(snapshot(2, "Gone", 0, 1)),
-            CatalogEvent::ProductDeleted {
-                id: ProductId::from_stored(2),
-                version: 2,
-            },
+            deleted(2, 2),
         ];
         for order in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]] {
             let (gallery, _socket) = gallery();
@@ -538,6 +559,32 @@ mod tests {
             gallery.apply(events.clone());
             assert_eq!(titles(&gallery), vec![(1, "Renamed".to_owned(), 3)]);
         }
+    }
+
+    #[test]
+    fn a_new_epoch_replaces_any_version_and_a_resync_removal_yields_only_to_its_generation() {
+        let (gallery, _socket) = gallery();
+        gallery.apply([CatalogEvent::ProductCreated(snapshot(1, "Old", 5, 9))]);
+        let stamped = |title: &str, version: i64, epoch: i64, generation: i64| ProductSnapshot {
+            epoch,
+            generation,
+            ..snapshot(1, title, 0, version)
+        };
+        gallery.apply([CatalogEvent::ProductCreated(stamped("New", 1, 2, 0))]);
+        assert_eq!(titles(&gallery), vec![(1, "New".to_owned(), 0)]);
+
+        // A resync of generation 7 did not list it: removed, stamped (2, 7, 0).
+        let era = crate::events::CatalogEra {
+            epoch: 2,
+            generation: 7,
+        };
+        gallery.apply([CatalogEvent::deleted(ProductId::from_stored(1), era, 0)]);
+        assert!(titles(&gallery).is_empty());
+        // Nothing from before the resync brings it back; an event of its generation does.
+        gallery.apply([CatalogEvent::ProductUpdated(stamped("Late", 3, 2, 0))]);
+        assert!(titles(&gallery).is_empty());
+        gallery.apply([CatalogEvent::ProductUpdated(stamped("Back", 1, 2, 7))]);
+        assert_eq!(titles(&gallery), vec![(1, "Back".to_owned(), 0)]);
     }
 
     #[test]
@@ -567,10 +614,7 @@ mod tests {
         // A stale copy says nothing; a deletion goes out at once and drops its waiting count.
         gallery.apply([CatalogEvent::ProductUpdated(snapshot(7, "Old", 0, 1))]);
         gallery.apply([CatalogEvent::LikesChanged(snapshot(7, "Dunes", 3, 4))]);
-        gallery.apply([CatalogEvent::ProductDeleted {
-            id: ProductId::from_stored(7),
-            version: 5,
-        }]);
+        gallery.apply([deleted(7, 5)]);
         gallery.flush();
         let last = sent(&mut socket);
         assert_eq!(last.len(), 1, "{last:?}");
@@ -650,10 +694,7 @@ mod tests {
             (1..=10)
                 .map(|id| CatalogEvent::ProductCreated(snapshot(id, "Picture", (id * 7) % 4, 1))),
         );
-        gallery.apply([CatalogEvent::ProductDeleted {
-            id: ProductId::from_stored(5),
-            version: 2,
-        }]);
+        gallery.apply([deleted(5, 2)]);
         for limit in [1, 3, 9, 200] {
             assert_eq!(
                 scroll(&gallery, GalleryOrder::Newest, limit),

@@ -22,9 +22,9 @@ const QUEUE: usize = 4096;
 /// and unlike holds its product's row until commit, so instances sharing the database apply a
 /// product's likes one batch at a time and never deadlock.
 const LOCK_PRODUCTS: Sql = Sql {
-    postgres: "select id, visitor_likes from product where deleted = 0 and id in \
+    postgres: "select id, visitor_likes, epoch from product where deleted = 0 and id in \
                (select value::bigint from jsonb_array_elements_text($1::jsonb)) order by id for update",
-    sqlite: "select id, visitor_likes from product where deleted = 0 and id in \
+    sqlite: "select id, visitor_likes, epoch from product where deleted = 0 and id in \
              (select value from json_each($1)) order by id",
 };
 
@@ -167,11 +167,15 @@ pub(crate) enum Refusal {
     NotLiked,
 }
 
-/// Applies `commands` in order to the stored likes and counts, as if one at a time.
+/// Applies `commands` in order to the stored likes and counts, as if one at a time. A change's
+/// `seq` is one more than the stored one, or `seq_floor` if that is higher: with the time as the
+/// floor, a web database restored from a backup still numbers new changes above every change the
+/// catalog applied before the restore.
 pub(crate) fn decide(
     commands: &[(VisitorId, ProductId, bool)],
     mut counts: BTreeMap<i64, i64>,
     stored: HashMap<(String, i64), StoredLike>,
+    seq_floor: i64,
 ) -> Decision {
     let mut decision = Decision::default();
     let mut likes = stored;
@@ -193,7 +197,7 @@ pub(crate) fn decide(
         }
         let after = StoredLike {
             liked: *like,
-            seq: before.seq + 1,
+            seq: (before.seq + 1).max(seq_floor),
         };
         *count += if *like { 1 } else { -1 };
         likes.insert(key.clone(), after);
@@ -203,6 +207,7 @@ pub(crate) fn decide(
             product_id: *id,
             visitor_id: visitor.clone(),
             seq: after.seq,
+            epoch: 0,
         };
         decision.events.push(if *like {
             LikeEvent::Added(change)
@@ -230,12 +235,15 @@ async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>
 
     let mut tx = db.begin_write().await?;
     let mut counts = BTreeMap::new();
+    let mut epochs = HashMap::new();
     for row in sqlx::query(db.sql(&LOCK_PRODUCTS))
         .bind(serde_json::to_string(&products).expect("ids serialise"))
         .fetch_all(&mut *tx)
         .await?
     {
-        counts.insert(row.try_get::<i64, _>("id")?, row.try_get("visitor_likes")?);
+        let id: i64 = row.try_get("id")?;
+        counts.insert(id, row.try_get("visitor_likes")?);
+        epochs.insert(id, row.try_get::<i64, _>("epoch")?);
     }
     let pairs: Vec<serde_json::Value> = commands
         .iter()
@@ -258,7 +266,14 @@ async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>
             );
         }
     }
-    let decision = decide(&commands, counts, stored);
+    let now_us = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000;
+    let seq_floor = i64::try_from(now_us).unwrap_or(0);
+    let mut decision = decide(&commands, counts, stored, seq_floor);
+    // Each like names the catalog data its product came from, so another catalog ignores it.
+    for event in &mut decision.events {
+        let change = event.change_mut();
+        change.epoch = epochs.get(&change.product_id.get()).copied().unwrap_or(0);
+    }
     if !decision.events.is_empty() {
         let likes: Vec<serde_json::Value> = decision
             .likes
@@ -336,7 +351,7 @@ mod tests {
             (visitor(1), id(7), false),
             (visitor(1), id(9), true),
         ];
-        let decision = decide(&commands, BTreeMap::from([(7, 4)]), HashMap::new());
+        let decision = decide(&commands, BTreeMap::from([(7, 4)]), HashMap::new(), 0);
         let likes: Vec<_> = decision
             .answers
             .iter()
@@ -379,6 +394,7 @@ mod tests {
             &[(visitor(3), id(7), false)],
             BTreeMap::from([(7, 1)]),
             stored,
+            0,
         );
         assert_eq!(
             decision.likes[&key],
@@ -393,7 +409,8 @@ mod tests {
             vec![LikeEvent::Removed(LikeChange {
                 product_id: id(7),
                 visitor_id: visitor(3),
-                seq: 5
+                seq: 5,
+                epoch: 0
             })]
         );
     }
@@ -404,8 +421,37 @@ mod tests {
             &[(visitor(4), id(7), false)],
             BTreeMap::from([(7, 0)]),
             HashMap::new(),
+            0,
         );
         assert_eq!(decision.answers, vec![Err(Refusal::NotLiked)]);
         assert!(decision.events.is_empty());
+    }
+
+    #[test]
+    fn after_a_restore_new_changes_are_numbered_above_the_floor() {
+        let key = (visitor(5).as_str().to_owned(), 7);
+        let stored = HashMap::from([(
+            key.clone(),
+            StoredLike {
+                liked: false,
+                seq: 2,
+            },
+        )]);
+        let floor = 1_800_000_000_000_000;
+        let decision = decide(
+            &[(visitor(5), id(7), true), (visitor(5), id(7), false)],
+            BTreeMap::from([(7, 0)]),
+            stored,
+            floor,
+        );
+        // Both changes of the batch stay in order: the second one is above the first.
+        assert_eq!(
+            decision.likes[&key],
+            StoredLike {
+                liked: false,
+                seq: floor + 1
+            }
+        );
+        assert_eq!(decision.events[0].change().seq, floor);
     }
 }

@@ -8,40 +8,73 @@ use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
 use crate::db::{Database, Sql};
-use crate::events::{CatalogEvent, GalleryEvent, ResyncEvent};
+use crate::events::{CatalogEra, CatalogEvent, GalleryEvent, ResyncEvent};
+use app::domain::ProductId;
 use std::collections::BTreeMap;
 
-/// Upserts a batch of products, each only over an older version. A deletion (`x` = 1) keeps the
-/// row as a tombstone with its version and is never undone.
+/// Upserts a batch of products, each only over an older stamp (epoch, generation, version,
+/// deleted). A deletion (`x` = 1) keeps the row as a tombstone with its stamp, so only a newer
+/// stamp (a later epoch or resync) brings the id back. A row of another epoch is another
+/// product: its visitors' likes are not this one's.
 const APPLY: Sql = Sql {
-    postgres: "insert into product (id, title, image, likes, version, deleted) \
-               select id, t, i, l, v, x from jsonb_to_recordset($1::jsonb) \
-               as r(id bigint, t text, i text, l bigint, v bigint, x bigint) \
+    postgres: "insert into product (id, title, image, likes, version, epoch, generation, deleted) \
+               select id, t, i, l, v, e, g, x from jsonb_to_recordset($1::jsonb) \
+               as r(id bigint, t text, i text, l bigint, v bigint, e bigint, g bigint, x bigint) \
                on conflict (id) do update set \
                title = case when excluded.deleted = 1 then product.title else excluded.title end, \
                image = case when excluded.deleted = 1 then product.image else excluded.image end, \
                likes = case when excluded.deleted = 1 then product.likes else excluded.likes end, \
-               version = excluded.version, \
-               deleted = case when excluded.deleted = 1 then 1 else product.deleted end \
-               where product.version < excluded.version",
-    sqlite: "insert into product (id, title, image, likes, version, deleted) \
+               visitor_likes = case when excluded.epoch = product.epoch then product.visitor_likes else 0 end, \
+               version = excluded.version, epoch = excluded.epoch, \
+               generation = excluded.generation, deleted = excluded.deleted \
+               where (product.epoch, product.generation, product.version, product.deleted) \
+               < (excluded.epoch, excluded.generation, excluded.version, excluded.deleted)",
+    sqlite: "insert into product (id, title, image, likes, version, epoch, generation, deleted) \
              select json_extract(value, '$.id'), json_extract(value, '$.t'), json_extract(value, '$.i'), \
-             json_extract(value, '$.l'), json_extract(value, '$.v'), json_extract(value, '$.x') \
+             json_extract(value, '$.l'), json_extract(value, '$.v'), json_extract(value, '$.e'), \
+             json_extract(value, '$.g'), json_extract(value, '$.x') \
              from json_each($1) where true \
              on conflict (id) do update set \
              title = case when excluded.deleted = 1 then product.title else excluded.title end, \
              image = case when excluded.deleted = 1 then product.image else excluded.image end, \
              likes = case when excluded.deleted = 1 then product.likes else excluded.likes end, \
-             version = excluded.version, \
-             deleted = case when excluded.deleted = 1 then 1 else product.deleted end \
-             where product.version < excluded.version",
+             visitor_likes = case when excluded.epoch = product.epoch then product.visitor_likes else 0 end, \
+             version = excluded.version, epoch = excluded.epoch, \
+             generation = excluded.generation, deleted = excluded.deleted \
+             where (product.epoch, product.generation, product.version, product.deleted) \
+             < (excluded.epoch, excluded.generation, excluded.version, excluded.deleted)",
+};
+
+/// At the end of a resync: every shown product from before the resync's generation that the
+/// catalog did not have (`$3`, a JSON array of ids) becomes a tombstone stamped with that
+/// generation and version 0, so nothing older brings it back, and its likes go: if the catalog
+/// gives the id out again, it is another product.
+const REMOVE_UNKNOWN: Sql = Sql {
+    postgres: "update product set deleted = 1, epoch = $1, generation = $2, version = 0, \
+               visitor_likes = 0 where deleted = 0 and (epoch, generation) < ($1, $2) \
+               and id not in (select value::bigint from jsonb_array_elements_text($3::jsonb)) \
+               returning id",
+    sqlite: "update product set deleted = 1, epoch = $1, generation = $2, version = 0, \
+             visitor_likes = 0 where deleted = 0 and (epoch, generation) < ($1, $2) \
+             and id not in (select value from json_each($3)) returning id",
+};
+
+/// The likes of products a resync removed (`$1`, a JSON array of ids).
+const FORGET_LIKES: Sql = Sql {
+    postgres: "update visitor_like set liked = 0 where liked = 1 and product_id in \
+               (select value::bigint from jsonb_array_elements_text($1::jsonb))",
+    sqlite: "update visitor_like set liked = 0 where liked = 1 and product_id in \
+             (select value from json_each($1))",
 };
 
 /// The newest event of each product in `events`, by product id (the order rows are locked in).
+/// Resync markers are left out.
 fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, CatalogEvent> {
     let mut newest: BTreeMap<i64, CatalogEvent> = BTreeMap::new();
     for event in events {
-        let (id, version) = event.product_version();
+        let Some((id, stamp)) = event.product_stamp() else {
+            continue;
+        };
         let id = id.get();
         match newest.entry(id) {
             std::collections::btree_map::Entry::Vacant(slot) => {
@@ -53,7 +86,7 @@ fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, CatalogEvent> 
                     .into_iter()
                     .flatten()
                     .min();
-                if slot.get().product_version().1 < version {
+                if slot.get().product_stamp().map(|(_, kept)| kept) < Some(stamp) {
                     slot.insert(event);
                 }
                 if let CatalogEvent::ProductCreated(kept)
@@ -69,17 +102,19 @@ fn newest_per_product(events: Vec<CatalogEvent>) -> BTreeMap<i64, CatalogEvent> 
 }
 
 fn row(event: &CatalogEvent) -> serde_json::Value {
-    match event {
+    let Some((id, stamp)) = event.product_stamp() else {
+        unreachable!("only product events are kept");
+    };
+    let (title, image, likes) = match event {
         CatalogEvent::ProductCreated(p)
         | CatalogEvent::ProductUpdated(p)
-        | CatalogEvent::LikesChanged(p) => serde_json::json!({
-            "id": p.id.get(), "t": p.title.as_str(), "i": p.image.as_str(),
-            "l": p.likes, "v": p.version, "x": 0,
-        }),
-        CatalogEvent::ProductDeleted { id, version } => serde_json::json!({
-            "id": id.get(), "t": "", "i": "", "l": 0, "v": version, "x": 1,
-        }),
-    }
+        | CatalogEvent::LikesChanged(p) => (p.title.as_str(), p.image.as_str(), p.likes),
+        _ => ("", "", 0),
+    };
+    serde_json::json!({
+        "id": id.get(), "t": title, "i": image, "l": likes,
+        "v": stamp.version, "e": stamp.epoch, "g": stamp.generation, "x": i64::from(stamp.deleted),
+    })
 }
 
 /// Asks the catalog for every product when the read model has never held one (a fresh
@@ -103,12 +138,53 @@ pub async fn request_resync_if_empty(
 }
 
 /// Applies catalog events to the read model, a batch per transaction: the newest event of each
-/// product, over an older version only. That makes repeats and reordering harmless without a
-/// record of applied events.
+/// product, over an older stamp only. That makes repeats and reordering harmless without a
+/// record of applied events. An event of a newer catalog epoch (the catalog's database was made
+/// anew) clears the likes recorded here and asks for an authoritative resync; the end of a
+/// resync removes what the catalog no longer has.
 pub struct ReadModelHandler {
     pub db: Database,
     /// Woken after each commit, to publish the batch to the instances' galleries.
     pub relay: RelayWaker,
+}
+
+impl ReadModelHandler {
+    /// Takes `epoch` as the catalog data this read model follows if it is newer than the one it
+    /// knew; returns the epoch known after. Meeting a new catalog (not the first one ever)
+    /// clears every like, which belonged to the old catalog's products, and asks for a resync.
+    async fn adopt_epoch(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        epoch: i64,
+    ) -> Result<i64, sqlx::Error> {
+        let known: i64 = sqlx::query_scalar("select epoch from known_epoch")
+            .fetch_one(&mut *tx)
+            .await?;
+        if epoch <= known {
+            return Ok(known);
+        }
+        let adopted = sqlx::query("update known_epoch set epoch = $1 where epoch < $1")
+            .bind(epoch)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if adopted == 0 || known == 0 {
+            return Ok(epoch);
+        }
+        sqlx::query("update visitor_like set liked = 0 where liked = 1")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("update product set visitor_likes = 0 where visitor_likes <> 0")
+            .execute(&mut *tx)
+            .await?;
+        outbox::enqueue(&mut *tx, &Envelope::new(ResyncEvent::Requested {})).await?;
+        tracing::warn!(
+            known,
+            epoch,
+            "the catalog's data is new (its database was made anew): likes cleared, resync asked for"
+        );
+        Ok(epoch)
+    }
 }
 
 impl Handler for ReadModelHandler {
@@ -122,18 +198,77 @@ impl Handler for ReadModelHandler {
 
     #[tracing::instrument(name = "apply_catalog_events", skip_all, fields(events = batch.len()))]
     async fn handle_batch(&self, batch: Vec<Envelope<CatalogEvent>>) -> Result<(), HandleError> {
-        let newest = newest_per_product(batch.into_iter().map(|e| e.event).collect());
-        let rows: Vec<serde_json::Value> = newest.values().map(row).collect();
+        let events: Vec<CatalogEvent> = batch.into_iter().map(|e| e.event).collect();
+        let newest_epoch = events.iter().map(CatalogEvent::epoch).max().unwrap_or(0);
+        let mut finished = Vec::new();
+        for event in &events {
+            match event {
+                CatalogEvent::ResyncStarted(marker) => {
+                    tracing::info!(
+                        generation = marker.generation,
+                        products = marker.products,
+                        "resync started"
+                    );
+                }
+                CatalogEvent::ResyncFinished(end) => finished.push(end.clone()),
+                _ => {}
+            }
+        }
         let mut tx = self.db.begin_write().await?;
-        sqlx::query(self.db.sql(&APPLY))
-            .bind(serde_json::Value::Array(rows).to_string())
-            .execute(&mut *tx)
-            .await?;
+        let known = self.adopt_epoch(&mut tx, newest_epoch).await?;
+        // Events of an older catalog than the one followed are of no use; those from before
+        // epochs existed (0) still compare by version among themselves.
+        let newest = newest_per_product(
+            events
+                .into_iter()
+                .filter(|event| event.epoch() == 0 || event.epoch() >= known)
+                .collect(),
+        );
+        if !newest.is_empty() {
+            let rows: Vec<serde_json::Value> = newest.values().map(row).collect();
+            sqlx::query(self.db.sql(&APPLY))
+                .bind(serde_json::Value::Array(rows).to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut products: Vec<CatalogEvent> = newest.into_values().collect();
+        finished.sort_by_key(|marker| (marker.epoch, marker.generation));
+        for marker in finished.into_iter().filter(|m| m.epoch >= known) {
+            let era = CatalogEra {
+                epoch: marker.epoch,
+                generation: marker.generation,
+            };
+            let removed: Vec<i64> = sqlx::query_scalar(self.db.sql(&REMOVE_UNKNOWN))
+                .bind(era.epoch)
+                .bind(era.generation)
+                .bind(serde_json::to_string(&marker.ids).expect("ids serialise"))
+                .fetch_all(&mut *tx)
+                .await?;
+            if !removed.is_empty() {
+                sqlx::query(self.db.sql(&FORGET_LIKES))
+                    .bind(serde_json::to_string(&removed).expect("ids serialise"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tracing::info!(
+                generation = marker.generation,
+                products = marker.ids.len(),
+                removed = removed.len(),
+                "resync finished"
+            );
+            products.extend(
+                removed
+                    .into_iter()
+                    .map(|id| CatalogEvent::deleted(ProductId::from_stored(id), era, 0)),
+            );
+        }
+        if products.is_empty() {
+            tx.commit().await?;
+            return Ok(());
+        }
         // Every instance's gallery takes each product's newest event over an older one only,
         // so sending what the batch held (even if the row already had something newer) is safe.
-        let changed = GalleryEvent::Changed {
-            products: newest.into_values().collect(),
-        };
+        let changed = GalleryEvent::Changed { products };
         outbox::enqueue(&mut tx, &Envelope::new(changed)).await?;
         tx.commit().await?;
         self.relay.wake();
@@ -145,7 +280,7 @@ impl Handler for ReadModelHandler {
 mod tests {
     use super::*;
     use crate::events::ProductSnapshot;
-    use app::domain::{ImageUrl, ProductId, ProductTitle};
+    use app::domain::{ImageUrl, ProductTitle};
 
     fn updated(id: i64, title: &str, version: i64) -> CatalogEvent {
         CatalogEvent::ProductUpdated(ProductSnapshot {
@@ -154,16 +289,22 @@ mod tests {
             image: ImageUrl::parse("https://example.com/x.jpg").unwrap(),
             likes: 0,
             version,
+            epoch: 1,
+            generation: 0,
             liked_at_ms: None,
         })
     }
 
     #[test]
     fn a_batch_keeps_the_newest_event_of_each_product_whatever_the_order() {
-        let deleted = CatalogEvent::ProductDeleted {
-            id: ProductId::from_stored(2),
-            version: 4,
-        };
+        let deleted = CatalogEvent::deleted(
+            ProductId::from_stored(2),
+            CatalogEra {
+                epoch: 1,
+                generation: 0,
+            },
+            4,
+        );
         let newest = newest_per_product(vec![
             updated(1, "Second", 2),
             updated(2, "Gone", 3),

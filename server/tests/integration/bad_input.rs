@@ -2,7 +2,7 @@
 //! queues while the consumers keep processing the good messages between them; and generated
 //! bad requests to the JSON APIs all get a 4xx with a JSON error, store nothing and break nothing.
 
-use crate::helpers::{publish_events, rabbitmq_bus, spawn_app, unique, wait_until};
+use crate::helpers::{catalog_era, publish_events, rabbitmq_bus, spawn_app, unique, wait_until};
 use app::domain::{ImageUrl, ProductId, ProductTitle, IMAGE_URL_MAX_CHARS, TITLE_MAX_CHARS};
 use serde_json::{json, Value};
 use server::bus::{
@@ -120,13 +120,17 @@ async fn drain_dead_letters(queue: QueueSpec, count: usize) {
         .unwrap_or_else(|_| panic!("{count} dead letters in {} within a minute", spec.queue));
 }
 
-fn snapshot(id: i64, title: &str, version: i64) -> ProductSnapshot {
+/// A product event of the catalog's epoch, stamped with a generation above any resync's (each
+/// round asks for one), so that the last one stays in the read model.
+fn snapshot(id: i64, title: &str, epoch: i64, version: i64) -> ProductSnapshot {
     ProductSnapshot {
         id: ProductId::from_stored(id),
         title: ProductTitle::parse(title).expect("a title"),
         image: ImageUrl::parse("https://images.example.com/p.jpg").expect("a URL"),
         likes: 0,
         version,
+        epoch,
+        generation: i64::MAX,
         liked_at_ms: None,
     }
 }
@@ -154,6 +158,7 @@ async fn snapshots_of(observer: &mut Subscription, title: &str, at_least: usize)
 async fn a_thousand_malformed_messages_per_queue_are_dead_lettered_and_good_ones_still_count() {
     let app = spawn_app().await;
     let id = app.create_visible_product("Original").await;
+    let (epoch, _) = catalog_era(&app.catalog_database).await;
     let mut live = app.connect_live().await.expect("a live socket");
     let catalog_exchange = format!("{}.catalog", app.namespace);
     let web_exchange = format!("{}.web", app.namespace);
@@ -197,11 +202,16 @@ async fn a_thousand_malformed_messages_per_queue_are_dead_lettered_and_good_ones
             product_id: ProductId::from_stored(id),
             visitor_id: app::domain::VisitorId::parse(&visitor).expect("a visitor id"),
             seq: 1,
+            epoch: 0,
         });
         publish_events(&web_exchange, &[Envelope::new(like)]).await;
         publish_events(&web_exchange, &[Envelope::new(ResyncEvent::Requested {})]).await;
-        let renamed =
-            CatalogEvent::ProductUpdated(snapshot(id, &format!("Good {round}"), 100 + round));
+        let renamed = CatalogEvent::ProductUpdated(snapshot(
+            id,
+            &format!("Good {round}"),
+            epoch,
+            100 + round,
+        ));
         publish_events(&catalog_exchange, &[Envelope::new(renamed)]).await;
     }
 

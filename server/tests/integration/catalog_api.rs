@@ -319,8 +319,16 @@ async fn each_change_publishes_one_event_with_a_growing_version() {
     let wait = Duration::from_secs(10);
     let created = next_event(&mut events, wait).await;
     assert_eq!(created["type"], "product.created");
+    let mut data = created["data"].clone();
+    let epoch = data["epoch"].take();
+    let generation = data["generation"].take();
+    assert!(epoch.as_i64().unwrap() > 0, "the catalog's epoch: {epoch}");
+    assert!(generation.as_i64().is_some(), "the catalog's generation");
+    data.as_object_mut()
+        .unwrap()
+        .retain(|_, value| !value.is_null());
     assert_eq!(
-        created["data"],
+        data,
         json!({"id": id, "title": "Sunset", "image": "https://images.example.com/sunset.jpg", "likes": 0, "version": 1})
     );
     let updated = next_event(&mut events, wait).await;
@@ -329,7 +337,11 @@ async fn each_change_publishes_one_event_with_a_growing_version() {
     assert_eq!(updated["data"]["version"], 2);
     let deleted = next_event(&mut events, wait).await;
     assert_eq!(deleted["type"], "product.deleted");
-    assert_eq!(deleted["data"], json!({"id": id, "version": 3}));
+    assert_eq!(
+        deleted["data"],
+        json!({"id": id, "version": 3, "epoch": epoch, "generation": generation}),
+        "every event of the catalog carries its epoch and generation"
+    );
     app.stop().await;
 }
 

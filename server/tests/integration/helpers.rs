@@ -111,6 +111,8 @@ pub struct TestOptions {
     pub join: Option<(String, String)>,
     /// Use this web database instead of a fresh one (web instances sharing a database).
     pub web_database: Option<String>,
+    /// Use this catalog database instead of a fresh one (a restart on the same data).
+    pub catalog_database: Option<String>,
 }
 
 impl Default for TestOptions {
@@ -123,6 +125,7 @@ impl Default for TestOptions {
             extra_args: Vec::new(),
             join: None,
             web_database: None,
+            catalog_database: None,
         }
     }
 }
@@ -167,7 +170,10 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .join
         .clone()
         .unwrap_or_else(|| (unique("lg_test"), unique("token")));
-    let catalog_db = fresh_database(options.engine, &sqlite).await;
+    let catalog_db = match options.catalog_database.clone() {
+        Some(url) => url,
+        None => fresh_database(options.engine, &sqlite).await,
+    };
     let web_db = match options.web_database.clone() {
         Some(url) => url,
         None => fresh_database(options.engine, &sqlite).await,
@@ -340,6 +346,15 @@ impl TestApp {
             client: self.client.clone(),
             base: self.url(""),
             cookie: cookie.split(';').next().expect("name=value").to_owned(),
+        }
+    }
+
+    /// A visitor of this app holding `cookie` (one issued by any web instance of the deployment).
+    pub fn visitor_with_cookie(&self, cookie: &str) -> Visitor {
+        Visitor {
+            client: self.client.clone(),
+            base: self.url(""),
+            cookie: cookie.to_owned(),
         }
     }
 
@@ -719,4 +734,23 @@ pub async fn connection_named(name: &str) -> Option<String> {
         .find(|line| line.contains(&wanted))
         .and_then(|line| line.split('\t').next())
         .map(str::to_owned)
+}
+
+/// The catalog database's epoch and generation, as its events carry them now.
+pub async fn catalog_era(url: &str) -> (i64, i64) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("the test reaches the catalog's database");
+    let row = sqlx::query("select epoch, generation from catalog_epoch")
+        .fetch_one(&pool)
+        .await
+        .expect("the catalog has an epoch");
+    pool.close().await;
+    (
+        sqlx::Row::get(&row, "epoch"),
+        sqlx::Row::get(&row, "generation"),
+    )
 }

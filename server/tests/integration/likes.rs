@@ -106,6 +106,7 @@ fn like_change(product: i64, visitor: &str, seq: i64) -> LikeChange {
         product_id: app::domain::ProductId::from_stored(product),
         visitor_id: app::domain::VisitorId::parse(visitor).unwrap(),
         seq,
+        epoch: 0,
     }
 }
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod burst;
 mod bus_contract;
 mod catalog_api;
+mod epochs;
 mod faults;
 mod gallery_api;
 mod helpers;

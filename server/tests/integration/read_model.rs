@@ -14,6 +14,8 @@ fn snapshot(id: i64, title: &str, likes: i64, version: i64) -> ProductSnapshot {
         image: ImageUrl::parse("https://images.example.com/x.jpg").unwrap(),
         likes,
         version,
+        epoch: 1,
+        generation: 0,
         liked_at_ms: None,
     }
 }
@@ -53,6 +55,8 @@ async fn stale_repeated_and_reordered_product_events_never_regress_the_read_mode
         Envelope::new(CatalogEvent::ProductDeleted {
             id: ProductId::from_stored(102),
             version: 2,
+            epoch: 1,
+            generation: 0,
         }),
         Envelope::new(CatalogEvent::ProductCreated(snapshot(102, "Gone", 0, 1))),
         // 103: published last; once it shows, everything before it was applied.

@@ -40,6 +40,7 @@ fn like_of(product: i64, round: usize, n: usize) -> Envelope<LikeEvent> {
         product_id: app::domain::ProductId::from_stored(product),
         visitor_id: app::domain::VisitorId::parse(&visitor).expect("a visitor id"),
         seq: 1,
+        epoch: 0,
     }))
 }
 
