@@ -55,6 +55,37 @@ impl Sql {
     }
 }
 
+/// Whether `err` will come back however often the statement is tried again: the data breaks a
+/// rule (PostgreSQL SQLSTATE classes 22 and 23, SQLite's constraint, mismatch and range codes),
+/// the database is read-only (25006, SQLite's readonly codes), or a row does not decode. Lost
+/// connections, timeouts, serialization failures (40001, 40P01) and SQLite's busy and locked
+/// codes pass.
+pub fn is_lasting(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => match db.code() {
+            // PostgreSQL's SQLSTATE: five characters.
+            Some(code) if code.len() == 5 => {
+                code.starts_with("22") || code.starts_with("23") || code == "25006"
+            }
+            // SQLite's extended result code, a number whose low byte is the primary code.
+            Some(code) => code.parse::<i32>().is_ok_and(|code| {
+                const READONLY: i32 = 8;
+                const CONSTRAINT: i32 = 19;
+                const MISMATCH: i32 = 20;
+                const RANGE: i32 = 25;
+                matches!(code & 0xff, READONLY | CONSTRAINT | MISMATCH | RANGE)
+            }),
+            None => false,
+        },
+        sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. } => true,
+        _ => false,
+    }
+}
+
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

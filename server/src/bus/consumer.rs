@@ -15,6 +15,11 @@ pub enum HandleError {
     /// The event can never be applied (it contradicts the schema or the data): dead-letter it.
     #[error("refused: {0}")]
     Poison(String),
+    /// The event failed in a way that trying again will not fix (the data breaks a constraint,
+    /// the database is read-only): it is tried [`LASTING_TRIES`] times, then dead-lettered with
+    /// the reason.
+    #[error("failed for good")]
+    Lasting(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The event could be applied later (database down, row locked…): try again.
     #[error("failed for now")]
     Retry(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -22,9 +27,17 @@ pub enum HandleError {
 
 impl From<sqlx::Error> for HandleError {
     fn from(err: sqlx::Error) -> Self {
-        HandleError::Retry(Box::new(err))
+        if crate::db::is_lasting(&err) {
+            HandleError::Lasting(Box::new(err))
+        } else {
+            HandleError::Retry(Box::new(err))
+        }
     }
 }
+
+/// How many times an event whose handler fails for good is tried before it is dead-lettered:
+/// more than once, in case the failure was in fact the state of the moment.
+pub const LASTING_TRIES: u32 = 5;
 
 /// Applies one family of events. Must be idempotent: delivery is at least once. Deliveries are
 /// acked only after the handler returns `Ok`, so a handler commits its transaction first.
@@ -174,6 +187,7 @@ async fn process<H: Handler>(
     multiple: bool,
 ) {
     let mut pause = RETRY_PAUSE.0;
+    let mut lasting_failures = 0;
     loop {
         let envelopes: Vec<Envelope<H::Event>> = batch.iter().map(|(_, e)| e.clone()).collect();
         let first_id = envelopes.first().map(|e| e.id);
@@ -200,14 +214,29 @@ async fn process<H: Handler>(
                 settle(delivery.dead_letter(&reason).await);
                 return;
             }
-            Err(HandleError::Poison(_)) => {
+            Err(HandleError::Poison(_) | HandleError::Lasting(_)) if batch.len() > 1 => {
                 // Somewhere in the batch is an event that can never apply: find it alone.
                 for single in batch {
                     Box::pin(process(handler, vec![single], shutdown, false)).await;
                 }
                 return;
             }
-            Err(err @ HandleError::Retry(_)) => {
+            Err(err @ HandleError::Lasting(_)) if lasting_failures + 1 >= LASTING_TRIES => {
+                let (delivery, envelope) = batch.into_iter().next().expect("one delivery");
+                let reason = format!(
+                    "lasting database error after {LASTING_TRIES} tries: {}",
+                    crate::error::chain(&err)
+                );
+                tracing::warn!(consumer = H::NAME, event_id = %envelope.id, %reason, "dead-lettering");
+                metrics::counter!("live_gallery_events_dead_lettered_total", "consumer" => H::NAME)
+                    .increment(1);
+                settle(delivery.dead_letter(&reason).await);
+                return;
+            }
+            Err(err) => {
+                if matches!(err, HandleError::Lasting(_)) {
+                    lasting_failures += 1;
+                }
                 tracing::warn!(consumer = H::NAME, event_id = ?first_id, events = batch.len(), error = %crate::error::chain(&err), "events not applied; retrying");
                 metrics::counter!("live_gallery_events_retried_total", "consumer" => H::NAME)
                     .increment(1);

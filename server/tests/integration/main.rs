@@ -9,6 +9,7 @@ mod epochs;
 mod faults;
 mod gallery_api;
 mod helpers;
+mod lasting_errors;
 mod likes;
 mod live;
 mod outbox;
