@@ -39,6 +39,26 @@ pub enum BusError {
     Amqp(#[from] lapin::Error),
 }
 
+impl BusError {
+    /// Whether the broker answered and refused (a queue declared elsewhere with other
+    /// arguments, missing permissions, an unknown virtual host): waiting will not fix it. A
+    /// queue still held by a connection that is going away, or a broker shutting down, passes.
+    pub fn is_refusal(&self) -> bool {
+        use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+        let BusError::Amqp(err) = self else {
+            return false;
+        };
+        let lapin::ErrorKind::ProtocolError(amqp) = err.kind() else {
+            return false;
+        };
+        !matches!(
+            amqp.kind(),
+            AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED)
+                | AMQPErrorKind::Hard(AMQPHardError::CONNECTIONFORCED)
+        )
+    }
+}
+
 /// A message to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingMessage {
@@ -285,6 +305,15 @@ impl Subscription {
         match self {
             Subscription::Amqp(sub) => sub.reopened(),
             Subscription::Memory(_) => tokio::sync::watch::channel(0).1,
+        }
+    }
+
+    /// Tells `part` whether the subscription is consuming, waiting for the broker or refused
+    /// by it, from now on. The in-process bus always consumes.
+    pub fn report_to(&mut self, part: crate::parts::Part) {
+        match self {
+            Subscription::Amqp(sub) => sub.report_to(part),
+            Subscription::Memory(_) => part.set(crate::parts::PartState::Running),
         }
     }
 }

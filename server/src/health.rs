@@ -1,8 +1,15 @@
-//! `GET /healthz` (the process answers) and `GET /readyz` (its databases and bus answer too),
+//! `GET /healthz` (the process answers) and `GET /readyz` (whether it should take traffic),
 //! served by every role.
+//!
+//! Ready means: every database of the process answers, and every consumer and outbox relay is
+//! running or waiting for the broker. A part the broker refuses (a queue declared elsewhere with
+//! other arguments, missing permissions) or whose task ended takes the instance out. A broker
+//! outage alone does not: pages come from memory, and likes and admin changes wait in the outbox
+//! until it returns; `/readyz` still shows it (`bus`, and each consumer's state).
 
 use crate::bus::Bus;
 use crate::db::Database;
+use crate::parts::Parts;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -15,6 +22,8 @@ pub struct Health {
     /// Each database this process owns, by service name.
     pub databases: Vec<(&'static str, Database)>,
     pub bus: Bus,
+    /// The consumers and relays.
+    pub parts: Parts,
 }
 
 pub fn router(health: Health) -> Router {
@@ -40,11 +49,14 @@ async fn readyz(State(health): State<Health>) -> (StatusCode, Json<Value>) {
         );
     }
     let bus_ok = health.bus.is_ready().await;
-    ready &= bus_ok;
     checks.insert(
         "bus".to_owned(),
         json!(if bus_ok { "ok" } else { "unavailable" }),
     );
+    for (name, state) in health.parts.states() {
+        ready &= state.is_ready();
+        checks.insert(name, json!(state.describe()));
+    }
     let status = if ready {
         StatusCode::OK
     } else {

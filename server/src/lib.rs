@@ -10,6 +10,7 @@
 //! - `web`: the web service: page backend, read model, client of the catalog
 //! - `live`: the WebSocket hub behind `GET /ws`
 //! - `health`: `/healthz` and `/readyz`
+//! - `parts`: what each consumer and outbox relay is doing, for readiness and metrics
 //! - `observability`: `/metrics`, request ids and per-route request metrics
 //! - `auth`: the administrator token
 //! - `security`: security headers and the cross-site request check
@@ -27,6 +28,7 @@ pub mod events;
 pub mod health;
 pub mod live;
 pub mod observability;
+pub mod parts;
 pub mod security;
 pub mod shutdown;
 pub mod startup;

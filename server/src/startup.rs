@@ -12,6 +12,7 @@ use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::health::{self, Health};
 use crate::live::{self, LiveHub};
+use crate::parts::Parts;
 use crate::shutdown::Shutdown;
 use crate::web::limits::{self, RateLimiter};
 use crate::web::{
@@ -82,6 +83,7 @@ impl Application {
         let admin_token = AdminToken::from_config(config.admin_token.clone());
 
         let mut tasks = Vec::new();
+        let parts = Parts::default();
         let mut databases = Vec::new();
         let mut checks = Vec::new();
         let mut router = Router::new();
@@ -115,6 +117,7 @@ impl Application {
                     &bus,
                     topology.catalog_likes(prefetch),
                     likes,
+                    &parts,
                     &db,
                     &shutdown,
                 )
@@ -123,14 +126,28 @@ impl Application {
             let resync = ResyncHandler {
                 store: store.clone(),
             };
-            tasks.push(consume(&bus, topology.catalog_resync(), resync, &db, &shutdown).await?);
+            tasks.push(
+                consume(
+                    &bus,
+                    topology.catalog_resync(),
+                    resync,
+                    &parts,
+                    &db,
+                    &shutdown,
+                )
+                .await?,
+            );
             let relay = Relay {
                 db: db.clone(),
                 bus: bus.clone(),
                 exchange: topology.catalog_exchange(),
                 waker,
             };
-            tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+            tasks.push(spawn_part(
+                &parts,
+                "relay:catalog",
+                relay.run(shutdown.clone()),
+            ));
             catalog_store = Some(store);
             checks.push(("catalog", db.clone()));
             databases.push(db);
@@ -176,12 +193,13 @@ impl Application {
                 exchange: topology.web_exchange(),
                 waker: waker.clone(),
             };
-            tasks.push(tokio::spawn(relay.run(shutdown.clone())));
+            tasks.push(spawn_part(&parts, "relay:web", relay.run(shutdown.clone())));
             tasks.push(run_consumer(
                 &bus,
                 &gallery_spec,
                 gallery_queue,
                 GalleryHandler(gallery.clone()),
+                &parts,
                 &db,
                 &shutdown,
             ));
@@ -194,6 +212,7 @@ impl Application {
                     &bus,
                     topology.web_read_model(prefetch),
                     read_model,
+                    &parts,
                     &db,
                     &shutdown,
                 )
@@ -255,6 +274,7 @@ impl Application {
             .merge(health::router(Health {
                 databases: checks,
                 bus: bus.clone(),
+                parts,
             }))
             .merge(crate::observability::router(bus.clone()))
             .layer(axum::middleware::from_fn(crate::security::headers))
@@ -332,6 +352,7 @@ async fn consume<H: Handler>(
     bus: &Bus,
     spec: QueueSpec,
     handler: H,
+    parts: &Parts,
     db: &Database,
     shutdown: &Shutdown,
 ) -> Result<JoinHandle<()>, StartError> {
@@ -341,9 +362,24 @@ async fn consume<H: Handler>(
         &spec,
         subscription,
         handler,
+        parts,
         db,
         shutdown,
     ))
+}
+
+/// Spawns `work` as the part `name` of this process: it shows in `/readyz` and the
+/// `live_gallery_part_up` gauge, and as stopped once it ends.
+fn spawn_part(
+    parts: &Parts,
+    name: &str,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let stopped = parts.register(name).stopped_on_drop();
+    tokio::spawn(async move {
+        let _stopped = stopped;
+        work.await
+    })
 }
 
 /// How often each consumer's queue is asked how many messages wait in it.
@@ -370,11 +406,14 @@ async fn watch_waiting(bus: Bus, queue: String, consumer: &'static str, mut shut
 fn run_consumer<H: Handler>(
     bus: &Bus,
     spec: &QueueSpec,
-    subscription: crate::bus::Subscription,
+    mut subscription: crate::bus::Subscription,
     handler: H,
+    parts: &Parts,
     db: &Database,
     shutdown: &Shutdown,
 ) -> JoinHandle<()> {
+    let part = parts.register(format!("consumer:{}", H::NAME));
+    subscription.report_to(part.clone());
     // An instance's own (exclusive) queue cannot be asked about from another connection: the
     // broker closes the asking channel. Its consumer keeps up with one instance's share only.
     if spec.kind != crate::bus::QueueKind::Live {
@@ -394,12 +433,11 @@ fn run_consumer<H: Handler>(
         crate::db::Engine::Postgres => usize::from(prefetch).clamp(1, CONSUMER_CONCURRENCY),
     };
     // Batching handlers take one batch at a time, of what the prefetch lets them hold.
-    tokio::spawn(consumer::run(
-        subscription,
-        handler,
-        shutdown.clone(),
-        concurrency,
-    ))
+    let (stopped, shutdown) = (part.stopped_on_drop(), shutdown.clone());
+    tokio::spawn(async move {
+        let _stopped = stopped;
+        consumer::run(subscription, handler, shutdown, concurrency).await
+    })
 }
 
 /// Most deliveries one consumer handles at once.

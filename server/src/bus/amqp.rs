@@ -7,6 +7,7 @@ use super::{
     BusError, Delivery, OutgoingMessage, QueueKind, QueueSpec, Settle as DeliverySettle,
     DEAD_LETTER_REASON, ORIGINAL_ROUTING_KEY,
 };
+use crate::parts::{Part, PartState};
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
@@ -314,11 +315,14 @@ impl AmqpBus {
             link: None,
             backoff: Duration::from_millis(100),
             reopened: tokio::sync::watch::channel(0).0,
+            part: None,
+            failure: None,
         };
         match subscription.open().await {
             Ok(link) => subscription.link = Some(link),
             Err(err) => {
-                tracing::warn!(queue = %spec.queue, error = %err, "broker unreachable; will keep trying")
+                tracing::warn!(queue = %spec.queue, error = %err, "cannot subscribe yet; will keep trying");
+                subscription.failure = Some(err);
             }
         }
         Ok(subscription)
@@ -334,6 +338,10 @@ pub struct AmqpSubscription {
     /// Counts the times the queue was declared after `subscribe` returned: after a lost
     /// connection, or because the broker could not be reached then.
     reopened: tokio::sync::watch::Sender<u64>,
+    /// Told whether the subscription consumes, waits for the broker or is refused.
+    part: Option<Part>,
+    /// Why the last attempt to subscribe failed, until one succeeds.
+    failure: Option<BusError>,
 }
 
 struct ConsumeLink {
@@ -448,11 +456,27 @@ impl AmqpSubscription {
         self.reopened.subscribe()
     }
 
+    /// See `Subscription::report_to`.
+    pub fn report_to(&mut self, part: Part) {
+        self.part = Some(part);
+        self.report();
+    }
+
+    fn report(&self) {
+        let Some(part) = &self.part else { return };
+        part.set(match (&self.link, &self.failure) {
+            (Some(_), _) => PartState::Running,
+            (None, Some(err)) if err.is_refusal() => PartState::Refused(crate::error::chain(err)),
+            (None, _) => PartState::WaitingForBroker,
+        });
+    }
+
     fn drop_link(&mut self, why: &str) {
         if let Some(link) = self.link.take() {
             tracing::warn!(queue = %self.spec.queue, why, "consumer connection lost; reconnecting");
             self.bus.inner.reconnects.fetch_add(1, Ordering::Relaxed);
             close_in_background(link.connection);
+            self.report();
         }
     }
 
@@ -463,11 +487,15 @@ impl AmqpSubscription {
                     Ok(link) => {
                         tracing::info!(queue = %self.spec.queue, "consumer connected");
                         self.link = Some(link);
+                        self.failure = None;
+                        self.report();
                         self.backoff = Duration::from_millis(100);
                         self.reopened.send_modify(|count| *count += 1);
                     }
                     Err(err) => {
-                        tracing::warn!(queue = %self.spec.queue, error = %err, "cannot reach the broker; retrying");
+                        tracing::warn!(queue = %self.spec.queue, error = %err, "cannot subscribe; retrying");
+                        self.failure = Some(err);
+                        self.report();
                         tokio::time::sleep(self.backoff).await;
                         self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                     }

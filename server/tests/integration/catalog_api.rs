@@ -368,7 +368,16 @@ async fn a_product_created_while_the_broker_is_unreachable_is_published_once_it_
         early.is_err(),
         "nothing can be published while the broker is unreachable"
     );
-    assert_eq!(app.readyz().await.status(), 503);
+    let ready = app.readyz().await;
+    assert_eq!(
+        ready.status(),
+        200,
+        "the change waits in the outbox: still ready"
+    );
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["checks"]["bus"],
+        "unavailable"
+    );
 
     proxy.restore();
     let event = next_event(&mut events, Duration::from_secs(20)).await;

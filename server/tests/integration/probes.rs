@@ -1,6 +1,9 @@
 //! `/healthz` and `/readyz` on every role, on both database engines.
 
-use crate::helpers::{spawn_app, spawn_app_with, Engine, TestOptions};
+use crate::helpers::{
+    amqp_url, spawn_app, spawn_app_with, unique, wait_until, Engine, TestApp, TestOptions,
+};
+use crate::process::metric;
 use serde_json::Value;
 
 async fn probes_answer_ok_when_everything_is_up(app: crate::helpers::TestApp) {
@@ -45,7 +48,7 @@ async fn the_catalog_role_alone_checks_only_its_database() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readiness_fails_while_the_broker_is_unreachable() {
+async fn an_instance_stays_ready_while_the_broker_is_unreachable_and_says_so() {
     let app = spawn_app_with(TestOptions {
         engine: Engine::Sqlite,
         // Nothing listens on port 1.
@@ -58,10 +61,86 @@ async fn readiness_fails_while_the_broker_is_unreachable() {
         200,
         "the process itself is up"
     );
+    // Pages come from memory and changes wait in the outbox: no reason to leave the balancer.
     let ready = app.readyz().await;
-    assert_eq!(ready.status(), 503);
+    assert_eq!(ready.status(), 200);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["bus"], "unavailable");
     assert_eq!(body["checks"]["web_database"], "ok");
+    for consumer in ["likes", "resync", "read_model", "gallery"] {
+        assert_eq!(
+            body["checks"][format!("consumer:{consumer}")],
+            "waiting for the broker"
+        );
+    }
+    for relay in ["catalog", "web"] {
+        assert_eq!(body["checks"][format!("relay:{relay}")], "running");
+    }
+    app.stop().await;
+}
+
+/// `live_gallery_part_up` of `part` in the app's `/metrics`.
+async fn part_up(app: &TestApp, part: &str) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    metric(&text, "live_gallery_part_up", &format!("part=\"{part}\""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_the_broker_refuses_takes_the_instance_out_until_it_is_fixed() {
+    // Someone declared the catalog's like queue by hand, as a classic queue: the catalog's
+    // declaration (a quorum queue) is refused with PRECONDITION_FAILED.
+    let (namespace, token) = (unique("lg_test"), unique("token"));
+    let queue = format!("{namespace}.catalog.likes");
+    let connection = lapin::Connection::connect(&amqp_url(), Default::default())
+        .await
+        .expect("the broker is up");
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            queue.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .expect("a classic queue");
+    let app = spawn_app_with(TestOptions {
+        join: Some((namespace, token)),
+        ..TestOptions::default()
+    })
+    .await;
+    let ready = app.readyz().await;
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.unwrap();
+    let likes = body["checks"]["consumer:likes"].as_str().unwrap();
+    assert!(
+        likes.starts_with("refused:") && likes.contains("PRECONDITION_FAILED"),
+        "{likes}"
+    );
+    assert_eq!(body["checks"]["consumer:read_model"], "running");
+    assert_eq!(part_up(&app, "consumer:likes").await, 0.0);
+    assert_eq!(part_up(&app, "consumer:read_model").await, 1.0);
+
+    // The operator removes the stray queue: the consumer declares its own and the instance is
+    // ready again, by itself.
+    channel
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await
+        .expect("deleted");
+    wait_until("the instance ready again", || async {
+        app.readyz().await.status() == 200
+    })
+    .await;
+    assert_eq!(part_up(&app, "consumer:likes").await, 1.0);
+    let id = app.create_visible_product("Cairn").await;
+    let visitor = app.new_visitor().await;
+    assert_eq!(visitor.like(id).await.status(), 200);
+    wait_until("the like counted", || async {
+        app.catalog_likes().await.get(&id) == Some(&1)
+    })
+    .await;
+    let _ = connection.close(200, "done".into()).await;
     app.stop().await;
 }
