@@ -91,7 +91,10 @@ async fn a_rabbitmq_restart_mid_burst_loses_and_doubles_nothing() {
             if body["checks"]["bus"] != "unavailable" {
                 return false;
             }
-            assert_eq!(status, 200, "a broker outage keeps the instance ready: {body}");
+            assert_eq!(
+                status, 200,
+                "a broker outage keeps the instance ready: {body}"
+            );
             true
         })
         .await;
