@@ -107,6 +107,8 @@ impl Application {
             router = router.merge(catalog::router(CatalogState {
                 store: store.clone(),
                 admin_token: admin_token.clone(),
+                bus: bus.clone(),
+                topology: topology.clone(),
             }));
             let likes = LikesHandler {
                 db: db.clone(),
@@ -385,17 +387,32 @@ fn spawn_part(
 /// How often each consumer's queue is asked how many messages wait in it.
 const WAITING_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Keeps the gauge `live_gallery_consumer_waiting_messages{consumer}` at the number of messages
-/// ready in `queue` (the consumer's lag), until `shutdown`.
-async fn watch_waiting(bus: Bus, queue: String, consumer: &'static str, mut shutdown: Shutdown) {
-    let gauge = metrics::gauge!("live_gallery_consumer_waiting_messages", "consumer" => consumer);
+/// Keeps the gauges `live_gallery_consumer_waiting_messages{consumer}` (messages ready in the
+/// consumer's queue: its lag) and `live_gallery_dead_letters{consumer}` (messages in its
+/// dead-letter queue) up to date, until `shutdown`. An instance's own (exclusive) queue cannot
+/// be asked about from another connection, where the broker closes the asking channel: only
+/// its shared dead-letter queue is.
+async fn watch_waiting(bus: Bus, spec: QueueSpec, consumer: &'static str, mut shutdown: Shutdown) {
+    let queue = (spec.kind != crate::bus::QueueKind::Live).then(|| spec.queue.clone());
+    let dead_letters = spec.dead_letter_queue();
     let mut ticks = tokio::time::interval(WAITING_INTERVAL);
     loop {
         tokio::select! {
-            _ = ticks.tick() => match bus.waiting(&queue).await {
-                Ok(waiting) => gauge.set(waiting as f64),
-                Err(err) => tracing::debug!(%queue, error = %err, "cannot ask how many messages wait"),
-            },
+            _ = ticks.tick() => {
+                let gauges = [
+                    (&queue, "live_gallery_consumer_waiting_messages"),
+                    (&dead_letters, "live_gallery_dead_letters"),
+                ];
+                for (name, gauge) in gauges {
+                    let Some(name) = name else { continue };
+                    match bus.waiting(name).await {
+                        // Looked up at each tick: a handle taken before the process installed
+                        // its metrics recorder would record nowhere.
+                        Ok(count) => metrics::gauge!(gauge, "consumer" => consumer).set(count as f64),
+                        Err(err) => tracing::debug!(queue = %name, error = %err, "cannot ask how many messages wait"),
+                    }
+                }
+            }
             _ = shutdown.wait() => break,
         }
     }
@@ -414,16 +431,12 @@ fn run_consumer<H: Handler>(
 ) -> JoinHandle<()> {
     let part = parts.register(format!("consumer:{}", H::NAME));
     subscription.report_to(part.clone());
-    // An instance's own (exclusive) queue cannot be asked about from another connection: the
-    // broker closes the asking channel. Its consumer keeps up with one instance's share only.
-    if spec.kind != crate::bus::QueueKind::Live {
-        tokio::spawn(watch_waiting(
-            bus.clone(),
-            spec.queue.clone(),
-            H::NAME,
-            shutdown.clone(),
-        ));
-    }
+    tokio::spawn(watch_waiting(
+        bus.clone(),
+        spec.clone(),
+        H::NAME,
+        shutdown.clone(),
+    ));
     let prefetch = spec.prefetch;
     // On PostgreSQL, as many deliveries in hand at once as the queue hands over, up to a
     // handful of transactions: the consumer waits on the database, not on the CPU. SQLite has
