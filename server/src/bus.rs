@@ -246,6 +246,19 @@ impl Bus {
         }
     }
 
+    /// Moves every dead letter of the durable queue `spec` back into it, once its cause is
+    /// fixed; returns how many. Handlers are idempotent, so a letter whose event has meanwhile
+    /// been applied some other way changes nothing.
+    pub async fn replay_dead_letters(&self, spec: &QueueSpec) -> Result<u64, BusError> {
+        let (QueueKind::Durable, Some(dead_letters)) = (spec.kind, spec.dead_letter_queue()) else {
+            return Ok(0);
+        };
+        match self {
+            Bus::Amqp(bus) => bus.replay_dead_letters(&spec.queue, &dead_letters).await,
+            Bus::Memory(bus) => Ok(bus.replay_dead_letters(&spec.queue, &dead_letters)),
+        }
+    }
+
     /// Whether the broker is reachable now.
     pub async fn is_ready(&self) -> bool {
         match self {

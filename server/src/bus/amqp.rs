@@ -10,8 +10,9 @@ use super::{
 use crate::parts::{Part, PartState};
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions,
+    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
@@ -188,6 +189,72 @@ impl AmqpBus {
         .await;
         let _ = channel.close(200, "done".into()).await;
         Ok(u64::from(declared?.message_count()))
+    }
+
+    /// Moves every message of `queue`'s dead-letter queue `dead_letters` back to `queue`
+    /// (through the default exchange, confirmed, without the reason), one at a time, acking
+    /// each from the dead-letter queue only once its copy is confirmed; returns how many.
+    pub async fn replay_dead_letters(
+        &self,
+        queue: &str,
+        dead_letters: &str,
+    ) -> Result<u64, BusError> {
+        let limit = self.inner.timeout;
+        let name = format!("live-gallery replay of {dead_letters}");
+        let (connection, channel) = connect(&self.inner.url, &name, limit).await?;
+        let replayed = async {
+            let mut count = 0;
+            while let Some(message) = within(
+                limit,
+                channel.basic_get(dead_letters.into(), BasicGetOptions::default()),
+            )
+            .await?
+            {
+                let delivery = message.delivery;
+                let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+                let mut kept = FieldTable::default();
+                for (key, value) in headers.inner() {
+                    if key.as_str() != DEAD_LETTER_REASON {
+                        kept.insert(key.clone(), value.clone());
+                    }
+                }
+                headers = kept;
+                let message_id = delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|id| id.as_str().to_owned());
+                let properties = persistent(message_id).with_headers(headers);
+                let options = BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                };
+                let confirm = within(
+                    limit,
+                    channel.basic_publish(
+                        "".into(),
+                        queue.into(),
+                        options,
+                        &delivery.data,
+                        properties,
+                    ),
+                )
+                .await?;
+                match within(limit, confirm).await? {
+                    Confirmation::Ack(None) => {}
+                    Confirmation::Ack(Some(_)) => {
+                        return Err(BusError::Unroutable(queue.to_owned()))
+                    }
+                    _ => return Err(BusError::Nacked),
+                }
+                within(limit, delivery.acker.ack(BasicAckOptions::default())).await?;
+                count += 1;
+            }
+            Ok(count)
+        }
+        .await;
+        close_in_background(connection);
+        replayed
     }
 
     pub async fn is_ready(&self) -> bool {

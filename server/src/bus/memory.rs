@@ -1,7 +1,9 @@
 //! The in-process bus: a small broker with the same semantics as the RabbitMQ one, for the
 //! embedded single-process run. A publish is confirmed once every durable queue it reached has
 //! acked (or dead-lettered) it, so the publisher's outbox keeps a message until it has taken
-//! effect: nothing is lost if the process dies with messages still in memory.
+//! effect: nothing is lost if the process dies with messages still in memory. A message published
+//! again while its first copy still waits in a queue (a relay retrying after a confirm timed out
+//! because a consumer stalls) is not queued twice: the retry waits for the copy already there.
 
 use super::{
     topic, BusError, Delivery, OutgoingMessage, QueueKind, QueueSpec, Settle as DeliverySettle,
@@ -36,6 +38,11 @@ struct Queue {
     durable: bool,
     ready: Mutex<VecDeque<Message>>,
     notify: Notify,
+    /// The confirm of each message id this durable queue holds and has not settled yet (ready
+    /// or in a consumer's hands): a publish of the same message again (a relay retrying after
+    /// a confirm timeout) waits for that copy instead of queueing another, so a stalled
+    /// consumer cannot make the queue grow by a batch per retry.
+    pending: Mutex<HashMap<String, Arc<Confirm>>>,
 }
 
 #[derive(Clone)]
@@ -48,7 +55,7 @@ struct Message {
     confirm: Option<Arc<Confirm>>,
 }
 
-/// Counts the durable copies of one published message not yet settled.
+/// Counts the durable copies of one published message not yet settled (one per queue).
 struct Confirm {
     remaining: AtomicUsize,
     done: Notify,
@@ -91,6 +98,23 @@ impl Queue {
         lock(&self.ready).push_front(message);
         self.notify.notify_one();
     }
+
+    /// Settles a durable copy: its publisher's confirm counts it, and the id may be queued again.
+    fn settled(&self, message: &Message) {
+        let Some(confirm) = &message.confirm else {
+            return;
+        };
+        if let Some(id) = &message.message_id {
+            let mut pending = lock(&self.pending);
+            if pending
+                .get(id)
+                .is_some_and(|held| Arc::ptr_eq(held, confirm))
+            {
+                pending.remove(id);
+            }
+        }
+        confirm.settle_one();
+    }
 }
 
 impl MemoryBus {
@@ -98,6 +122,25 @@ impl MemoryBus {
     pub fn waiting(&self, queue: &str) -> u64 {
         let queue = lock(&self.broker).queues.get(queue).cloned();
         queue.map_or(0, |queue| lock(&queue.ready).len() as u64)
+    }
+
+    /// Moves every message of `queue`'s dead-letter queue back to `queue`, with its original
+    /// routing key and without the reason; returns how many.
+    pub fn replay_dead_letters(&self, queue: &str, dead_letters: &str) -> u64 {
+        let target = self.declare(queue, true);
+        let source = self.declare(dead_letters, true);
+        let moved: Vec<Message> = lock(&source.ready).drain(..).collect();
+        let count = moved.len() as u64;
+        for mut message in moved {
+            message.routing_key = message
+                .headers
+                .remove(ORIGINAL_ROUTING_KEY)
+                .unwrap_or_else(|| queue.to_owned());
+            message.headers.remove(DEAD_LETTER_REASON);
+            message.redelivered = false;
+            target.push_back(message);
+        }
+        count
     }
 
     /// A new, empty broker. A publish that is not confirmed within `confirm_timeout` fails.
@@ -117,6 +160,7 @@ impl MemoryBus {
                     durable,
                     ready: Mutex::default(),
                     notify: Notify::new(),
+                    pending: Mutex::default(),
                 })
             })
             .clone()
@@ -146,24 +190,39 @@ impl MemoryBus {
                 if targets.is_empty() {
                     return Err(BusError::Unroutable(outgoing.routing_key.clone()));
                 }
-                let durable = targets.iter().filter(|q| q.durable).count();
-                let confirm = (durable > 0).then(|| {
-                    Arc::new(Confirm {
-                        remaining: AtomicUsize::new(durable),
-                        done: Notify::new(),
-                    })
-                });
                 for queue in targets {
+                    if !queue.durable {
+                        queue.push_back(Message {
+                            routing_key: outgoing.routing_key.clone(),
+                            payload: outgoing.payload.clone(),
+                            message_id: Some(outgoing.message_id.clone()),
+                            headers: BTreeMap::new(),
+                            redelivered: false,
+                            confirm: None,
+                        });
+                        continue;
+                    }
+                    let mut pending = lock(&queue.pending);
+                    if let Some(waiting) = pending.get(&outgoing.message_id) {
+                        confirms.push(waiting.clone());
+                        continue;
+                    }
+                    let confirm = Arc::new(Confirm {
+                        remaining: AtomicUsize::new(1),
+                        done: Notify::new(),
+                    });
+                    pending.insert(outgoing.message_id.clone(), confirm.clone());
+                    drop(pending);
                     queue.push_back(Message {
                         routing_key: outgoing.routing_key.clone(),
                         payload: outgoing.payload.clone(),
                         message_id: Some(outgoing.message_id.clone()),
                         headers: BTreeMap::new(),
                         redelivered: false,
-                        confirm: confirm.clone().filter(|_| queue.durable),
+                        confirm: Some(confirm.clone()),
                     });
+                    confirms.push(confirm);
                 }
-                confirms.extend(confirm);
             }
         }
         let all_settled = async {
@@ -292,8 +351,8 @@ pub struct Settle {
 
 impl Settle {
     pub fn ack(mut self) {
-        if let Some(confirm) = self.message.take().and_then(|m| m.confirm) {
-            confirm.settle_one();
+        if let Some(message) = self.message.take() {
+            self.queue.settled(&message);
         }
     }
 
@@ -330,9 +389,7 @@ impl Settle {
                 "message refused on a queue without a dead-letter queue; dropped"
             ),
         }
-        if let Some(confirm) = message.confirm {
-            confirm.settle_one();
-        }
+        self.queue.settled(&message);
     }
 
     fn put_back(&mut self) {

@@ -424,7 +424,50 @@ async fn waiting_counts_the_messages_ready_in_a_queue(bus: Bus) {
     assert_eq!(bus.waiting(&spec.queue).await.expect("asked"), 0);
 }
 
+/// Dead letters replayed go back to their queue, with their body and message id, without the
+/// reason; the dead-letter queue is left empty.
+async fn replayed_dead_letters_go_back_to_their_queue(bus: Bus) {
+    let spec = spec(10);
+    let mut subscription = bus.subscribe(&spec).await.expect("subscribe");
+    let sent = message("product.created", "refused once");
+    let publishing = publish_in_background(&bus, &spec.exchange, vec![sent.clone()]);
+    next(&mut subscription)
+        .await
+        .dead_letter("cause fixed since")
+        .await
+        .expect("dead-letter");
+    confirmed(publishing).await;
+    let counted = async {
+        while bus
+            .waiting(&spec.dead_letters().queue)
+            .await
+            .expect("asked")
+            != 1
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WAIT, counted)
+        .await
+        .expect("one dead letter counted");
+
+    assert_eq!(bus.replay_dead_letters(&spec).await.expect("replayed"), 1);
+    let again = next(&mut subscription).await;
+    assert_eq!(again.payload, sent.payload);
+    assert_eq!(again.message_id.as_deref(), Some(sent.message_id.as_str()));
+    assert!(!again.headers.contains_key(DEAD_LETTER_REASON));
+    again.ack().await.expect("ack");
+    assert_eq!(
+        bus.waiting(&spec.dead_letters().queue)
+            .await
+            .expect("asked"),
+        0
+    );
+    assert_eq!(bus.replay_dead_letters(&spec).await.expect("replayed"), 0);
+}
+
 contract!(
+    replayed_dead_letters_go_back_to_their_queue,
     waiting_counts_the_messages_ready_in_a_queue,
     a_published_message_is_delivered_once_and_acked,
     a_message_held_by_a_crashed_handler_is_redelivered,
@@ -435,3 +478,31 @@ contract!(
     the_consumer_loop_dead_letters_bad_messages_and_keeps_going,
     a_batching_consumer_applies_each_message_once_and_dead_letters_only_the_poison,
 );
+
+/// In-process only (RabbitMQ confirms a publish once the queue has it, so its relays never
+/// retry because a consumer is slow): a publish retried after its confirm timed out, while the
+/// first copy still waits for a stalled consumer, queues nothing more, however often it is
+/// retried, and is confirmed with that copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_a_publish_retried_while_its_copy_waits_is_queued_once() {
+    let bus = Bus::Memory(server::bus::memory::MemoryBus::new(Duration::from_secs(1)));
+    let spec = spec(1);
+    let mut subscription = bus.subscribe(&spec).await.expect("subscribe");
+    let sent = message("product.created", "stalled");
+    for _ in 0..3 {
+        let retried = bus
+            .publish(&spec.exchange, std::slice::from_ref(&sent))
+            .await;
+        assert!(matches!(retried, Err(BusError::Timeout(_))), "{retried:?}");
+    }
+    assert_eq!(bus.waiting(&spec.queue).await.expect("asked"), 1);
+
+    let last_retry = publish_in_background(&bus, &spec.exchange, vec![sent.clone()]);
+    let delivery = next(&mut subscription).await;
+    assert_eq!(delivery.payload, sent.payload);
+    delivery.ack().await.expect("ack");
+    // The last retry waited on the copy the consumer just settled.
+    confirmed(last_retry).await;
+    assert_quiet(&mut subscription).await;
+    assert_eq!(bus.waiting(&spec.queue).await.expect("asked"), 0);
+}

@@ -1,9 +1,11 @@
 //! Errors that retrying cannot fix (a constraint the data breaks, a read-only database) are told
 //! from passing ones: the event is tried a few times, then dead-lettered with its reason, and the
-//! queue moves on; a passing error is retried in place until it passes.
+//! queue moves on; the dead letters show in `/metrics`, are replayed once the cause is fixed, and
+//! are bounded by the broker policy the README and `compose.yaml` apply.
 
 use crate::helpers::{
-    publish_events, rabbitmq_bus, spawn_app_with, wait_until, Engine, TestOptions,
+    amqp_url, publish_events, rabbitmq_bus, rabbitmqctl, spawn_app, spawn_app_with, unique,
+    wait_until, Engine, TestOptions,
 };
 use server::bus::{Envelope, Topology, DEAD_LETTER_REASON};
 use server::events::{LikeChange, LikeEvent};
@@ -42,7 +44,11 @@ async fn alter_catalog(url: &str, sql: &str) {
 
 /// A like the catalog's database refuses for good sits between two good ones: the good ones are
 /// counted, the refused one reaches the dead-letter queue with the database's reason.
-async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(engine: Engine, refusal: &str) {
+async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
+    engine: Engine,
+    refusal: &str,
+    fix: &str,
+) {
     let app = spawn_app_with(TestOptions {
         engine,
         ..TestOptions::default()
@@ -82,8 +88,51 @@ async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(engine: Engine,
     );
     let envelope: serde_json::Value = serde_json::from_slice(&refused.payload).unwrap();
     assert_eq!(envelope["data"]["visitor_id"], REFUSED);
-    refused.ack().await.expect("ack");
+    // Left unsettled, the letter goes back to the dead-letter queue when its reader goes.
+    drop(refused);
+    drop(dead);
+    wait_until("the dead letter counted in /metrics", || async {
+        dead_letter_count(&app).await == 1.0
+    })
+    .await;
+
+    // The cause is fixed; the administrator replays the dead letters and the like counts.
+    alter_catalog(&app.catalog_database, fix).await;
+    let replayed = app
+        .client
+        .post(app.url("/api/admin/dead-letters/catalog.likes/replay"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 200);
+    assert_eq!(
+        replayed.json::<serde_json::Value>().await.unwrap()["replayed"],
+        1
+    );
+    wait_until("the replayed like counted", || async {
+        app.catalog_likes().await.get(&id) == Some(&3)
+    })
+    .await;
+    wait_until("no dead letter left in /metrics", || async {
+        dead_letter_count(&app).await == 0.0
+    })
+    .await;
+    let unknown = app
+        .client
+        .post(app.url("/api/admin/dead-letters/elsewhere/replay"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
     app.stop().await;
+}
+
+/// `live_gallery_dead_letters{consumer="likes"}` in the app's `/metrics`.
+async fn dead_letter_count(app: &crate::helpers::TestApp) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    crate::process::metric(&text, "live_gallery_dead_letters", "consumer=\"likes\"")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +140,7 @@ async fn a_check_violation_on_postgresql_is_dead_lettered_and_the_queue_moves_on
     a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
         Engine::Postgres,
         "alter table product_like add constraint refused check (visitor_id <> '{visitor}')",
+        "alter table product_like drop constraint refused",
     )
     .await;
 }
@@ -101,6 +151,75 @@ async fn a_constraint_error_on_sqlite_is_dead_lettered_and_the_queue_moves_on() 
         Engine::Sqlite,
         "create trigger refused before insert on product_like when new.visitor_id = '{visitor}' \
          begin select raise(abort, 'refused'); end",
+        "drop trigger refused",
     )
     .await;
+}
+
+/// The virtual host of the tests' broker URL.
+fn vhost() -> String {
+    let url = amqp_url();
+    let raw = url.rsplit('/').next().unwrap_or_default();
+    if raw.is_empty() || raw == "%2f" || raw == "%2F" {
+        "/".to_owned()
+    } else {
+        raw.to_owned()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letter_queues_are_bounded_by_a_policy_keeping_the_newest() {
+    let app = spawn_app().await;
+    // The README's policy (`max-length` with `overflow: drop-head`), on this test's queues only
+    // and with a small length. A policy, unlike queue arguments, applies to queues that exist.
+    let policy = unique("lg_test_dead_letters");
+    let pattern = format!("^{}\\..*\\.dead-letter$", app.namespace);
+    rabbitmqctl(&[
+        "set_policy",
+        "-p",
+        &vhost(),
+        "--apply-to",
+        "queues",
+        &policy,
+        &pattern,
+        r#"{"max-length":5,"overflow":"drop-head"}"#,
+    ])
+    .await;
+    let broken: Vec<server::bus::OutgoingMessage> = (0..8)
+        .map(|n| server::bus::OutgoingMessage {
+            routing_key: "like.added".to_owned(),
+            message_id: format!("broken-{n}"),
+            payload: format!("not an event {n}").into_bytes(),
+        })
+        .collect();
+    rabbitmq_bus()
+        .publish(&format!("{}.web", app.namespace), &broken)
+        .await
+        .expect("published");
+    wait_until("the bounded dead-letter queue in /metrics", || async {
+        dead_letter_count(&app).await == 5.0
+    })
+    .await;
+    let mut dead = rabbitmq_bus()
+        .subscribe(
+            &Topology::new(app.namespace.as_str())
+                .catalog_likes(10)
+                .dead_letters(),
+        )
+        .await
+        .expect("subscribe");
+    for n in 3..8 {
+        let letter = tokio::time::timeout(Duration::from_secs(10), dead.next())
+            .await
+            .expect("a dead letter")
+            .expect("subscription open");
+        assert_eq!(
+            letter.message_id,
+            Some(format!("broken-{n}")),
+            "the oldest went first"
+        );
+        letter.ack().await.expect("ack");
+    }
+    rabbitmqctl(&["clear_policy", "-p", &vhost(), &policy]).await;
+    app.stop().await;
 }
