@@ -4,7 +4,10 @@
 use crate::bus::Event;
 use app::domain::{ImageUrl, ProductId, ProductTitle, VisitorId};
 use app::wire::Product;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub mod schema;
 
 /// Where a product event stands among all the catalog's events about that product: the newer
 /// stamp wins, compared field by field in this order. `epoch` names the catalog's data (made when
@@ -22,18 +25,25 @@ pub struct Stamp {
 
 /// A product as the catalog has it after a change, with the stamp of that change.
 /// Every product event carries the whole snapshot, so "newest stamp wins" is always right.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProductSnapshot {
+    #[schemars(with = "i64", range(min = 1))]
     pub id: ProductId,
+    /// Trimmed, 1–200 characters, no control characters.
+    #[schemars(with = "String", length(min = 1, max = 200))]
     pub title: ProductTitle,
+    /// An absolute http(s) URL of at most 2,000 characters.
+    #[schemars(with = "String", url, length(max = 2000))]
     pub image: ImageUrl,
     pub likes: i64,
     /// Grows by one with every change to the product.
     pub version: i64,
-    /// The catalog data's identity (see [`Stamp`]).
+    /// The catalog data's identity, made when the catalog's database was created: an event of
+    /// a higher epoch replaces whatever a lower one said about the product.
     #[serde(default)]
     pub epoch: i64,
-    /// The catalog's resync generation when the change was made (see [`Stamp`]).
+    /// The catalog's resync generation when the change was made: within an epoch, a higher
+    /// generation wins over any version.
     #[serde(default)]
     pub generation: i64,
     /// In a count change: when the earliest like it counts was committed on a web instance
@@ -63,7 +73,7 @@ impl ProductSnapshot {
 }
 
 /// The catalog's data identity and resync generation, as every event it publishes carries them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 pub struct CatalogEra {
     pub epoch: i64,
     pub generation: i64,
@@ -71,7 +81,7 @@ pub struct CatalogEra {
 
 /// Opens an authoritative resync: after `resync.started` the catalog publishes every product it
 /// has, stamped with the resync's new generation, then `resync.finished`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResyncStart {
     pub epoch: i64,
     pub generation: i64,
@@ -82,7 +92,7 @@ pub struct ResyncStart {
 /// Closes an authoritative resync with the ids of every product the catalog had: each read model
 /// removes any other product it holds from before the resync's generation (with its likes),
 /// whether or not the products' own events have arrived yet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ResyncEnd {
     pub epoch: i64,
     pub generation: i64,
@@ -91,7 +101,7 @@ pub struct ResyncEnd {
 }
 
 /// Published by the catalog on `<namespace>.catalog`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum CatalogEvent {
     #[serde(rename = "product.created")]
@@ -103,6 +113,7 @@ pub enum CatalogEvent {
     LikesChanged(ProductSnapshot),
     #[serde(rename = "product.deleted")]
     ProductDeleted {
+        #[schemars(with = "i64", range(min = 1))]
         id: ProductId,
         version: i64,
         #[serde(default)]
@@ -186,7 +197,7 @@ impl Event for CatalogEvent {
 
 /// What a web instance's read model committed, told to every web instance's in-memory
 /// gallery (its own included): the newest event of each product in one applied batch.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum GalleryEvent {
     #[serde(rename = "gallery.changed")]
@@ -201,9 +212,15 @@ impl Event for GalleryEvent {
 
 /// A visitor's like of a product changed. `seq` grows with every change of this visitor's like
 /// of this product, so the catalog can apply the changes in order whatever order they arrive in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct LikeChange {
+    #[schemars(with = "i64", range(min = 1))]
     pub product_id: ProductId,
+    /// The visitor's id: a lowercase, hyphenated UUID.
+    #[schemars(
+        with = "String",
+        regex(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+    )]
     pub visitor_id: VisitorId,
     pub seq: i64,
     /// The epoch of the catalog data the product came from: a catalog with other data (a
@@ -221,7 +238,7 @@ pub struct StoredLike {
 }
 
 /// Published by the web service on `<namespace>.web`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum LikeEvent {
     #[serde(rename = "like.added")]
@@ -261,7 +278,7 @@ impl Event for LikeEvent {
 /// Published by the web service on `<namespace>.web` when its read model is empty (a fresh
 /// database) or it meets an epoch it does not know: the catalog answers with an authoritative
 /// resync (`resync.started`, every product, `resync.finished`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum ResyncEvent {
     #[serde(rename = "resync.requested")]

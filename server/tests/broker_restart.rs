@@ -13,6 +13,9 @@ mod helpers;
 #[path = "integration/process.rs"]
 mod process;
 #[allow(dead_code)]
+#[path = "integration/schemas.rs"]
+mod schemas;
+#[allow(dead_code)]
 #[path = "integration/storm.rs"]
 mod storm;
 

@@ -12,9 +12,10 @@ pub trait Event: Serialize {
 
 /// An event with its identity and time. `id` is unique per event and is how consumers drop
 /// duplicates; `occurred_at` is RFC 3339 UTC.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Envelope<E> {
     pub id: Uuid,
+    #[schemars(extend("format" = "date-time"))]
     pub occurred_at: String,
     #[serde(flatten)]
     pub event: E,

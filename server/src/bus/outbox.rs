@@ -45,6 +45,19 @@ const DELETE: Sql = Sql {
     sqlite: "delete from outbox where id in (select value from json_each($1))",
 };
 
+/// A check an event's JSON must pass before it is enqueued: `(routing key, envelope)`, the
+/// problem if it does not.
+pub type EventCheck = fn(&str, &str) -> Result<(), String>;
+
+static EVENT_CHECK: std::sync::OnceLock<EventCheck> = std::sync::OnceLock::new();
+
+/// Makes every later enqueue check its events with `check`, failing the transaction of an event
+/// that does not pass. The integration tests install the event schemas this way, so every
+/// event any test makes the services publish is checked against the published contract.
+pub fn check_every_event_with(check: EventCheck) {
+    let _ = EVENT_CHECK.set(check);
+}
+
 /// Adds `envelope` to the outbox inside the caller's transaction.
 pub async fn enqueue<E: Event>(
     conn: &mut AnyConnection,
@@ -61,16 +74,19 @@ pub async fn enqueue_all<E: Event>(
     if envelopes.is_empty() {
         return Ok(());
     }
-    let rows: Vec<serde_json::Value> = envelopes
+    let check = EVENT_CHECK.get();
+    let rows = envelopes
         .iter()
         .map(|envelope| {
-            serde_json::json!({
-                "e": envelope.id.to_string(),
-                "k": envelope.routing_key(),
-                "p": envelope.to_json(),
-            })
+            let (key, payload) = (envelope.routing_key(), envelope.to_json());
+            if let Some(check) = check {
+                check(key, &payload).map_err(|problem| {
+                    sqlx::Error::Protocol(format!("event {key} breaks its schema: {problem}"))
+                })?;
+            }
+            Ok(serde_json::json!({ "e": envelope.id.to_string(), "k": key, "p": payload }))
         })
-        .collect();
+        .collect::<Result<Vec<serde_json::Value>, sqlx::Error>>()?;
     let sql = INSERT.on(conn);
     sqlx::query(sql)
         .bind(serde_json::Value::Array(rows).to_string())

@@ -165,6 +165,8 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     init_logs();
+    // Every event the app enqueues must match the published schemas (`docs/schemas/`).
+    server::bus::outbox::check_every_event_with(crate::schemas::check);
     let sqlite = SqliteDir::new();
     let (namespace, admin_token) = options
         .join

@@ -19,5 +19,6 @@ mod process;
 mod processes;
 mod read_model;
 mod returns;
+mod schemas;
 mod security;
 mod storm;

@@ -4,24 +4,21 @@
 use crate::helpers::{
     fresh_database, init_logs, memory_bus, rabbitmq_bus, unique, Engine, SqliteDir,
 };
-use serde::{Deserialize, Serialize};
+use app::domain::{ProductId, VisitorId};
 use server::bus::outbox::{self, Relay, RelayWaker};
-use server::bus::{Bus, Envelope, Event, QueueKind, QueueSpec};
+use server::bus::{Bus, Envelope, QueueKind, QueueSpec};
 use server::config::Secret;
 use server::db::{Database, Service};
+use server::events::{LikeChange, LikeEvent};
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data")]
-enum Liked {
-    #[serde(rename = "like.added")]
-    Added { product_id: i64 },
-}
-
-impl Event for Liked {
-    fn routing_key(&self) -> &'static str {
-        "like.added"
-    }
+fn liked(product: i64) -> LikeEvent {
+    LikeEvent::Added(LikeChange {
+        product_id: ProductId::from_stored(product),
+        visitor_id: VisitorId::parse("00000000-0000-4000-8000-0000000000aa").unwrap(),
+        seq: 1,
+        epoch: 0,
+    })
 }
 
 async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: Bus) {
@@ -40,9 +37,7 @@ async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: B
     };
     let mut subscription = bus.subscribe(&spec).await.expect("subscribe");
 
-    let envelopes: Vec<_> = (1..=3)
-        .map(|id| Envelope::new(Liked::Added { product_id: id }))
-        .collect();
+    let envelopes: Vec<_> = (1..=3).map(|id| Envelope::new(liked(id))).collect();
     let mut tx = db.pool().begin().await.expect("begin");
     for envelope in &envelopes {
         outbox::enqueue(&mut tx, envelope).await.expect("enqueue");
@@ -66,7 +61,7 @@ async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: B
             .await
             .expect("published in time")
             .expect("subscription open");
-        let received: Envelope<Liked> =
+        let received: Envelope<LikeEvent> =
             serde_json::from_slice(&delivery.payload).expect("an envelope");
         assert_eq!(&received, sent);
         assert_eq!(delivery.message_id, Some(sent.id.to_string()));
