@@ -37,6 +37,9 @@ pub enum BusError {
     Unroutable(String),
     #[error("broker connection failed")]
     Amqp(#[from] lapin::Error),
+    /// The in-process bus could not keep or remove a dead letter in its database.
+    #[error("the dead-letter store failed")]
+    Store(#[source] sqlx::Error),
 }
 
 impl BusError {
@@ -255,7 +258,10 @@ impl Bus {
         };
         match self {
             Bus::Amqp(bus) => bus.replay_dead_letters(&spec.queue, &dead_letters).await,
-            Bus::Memory(bus) => Ok(bus.replay_dead_letters(&spec.queue, &dead_letters)),
+            Bus::Memory(bus) => bus
+                .replay_dead_letters(&spec.queue, &dead_letters)
+                .await
+                .map_err(BusError::Store),
         }
     }
 
@@ -402,8 +408,9 @@ impl Delivery {
                     .await
             }
             Settle::Memory(settle) => {
-                settle.dead_letter(&routing_key, payload, message_id, reason);
-                Ok(())
+                settle
+                    .dead_letter(&routing_key, payload, message_id, reason)
+                    .await
             }
         }
     }

@@ -83,6 +83,8 @@ impl Application {
         let admin_token = AdminToken::from_config(config.admin_token.clone());
 
         let mut tasks = Vec::new();
+        // The metrics recorder before anything records: what is recorded earlier goes nowhere.
+        crate::observability::recorder();
         let parts = Parts::default();
         let mut databases = Vec::new();
         let mut checks = Vec::new();
@@ -388,7 +390,7 @@ fn spawn_part(
 const WAITING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Keeps the gauges `live_gallery_consumer_waiting_messages{consumer}` (messages ready in the
-/// consumer's queue: its lag) and `live_gallery_dead_letters{consumer}` (messages in its
+/// consumer's queue: its lag) and `live_gallery_dead_letters{queue}` (messages in its
 /// dead-letter queue) up to date, until `shutdown`. An instance's own (exclusive) queue cannot
 /// be asked about from another connection, where the broker closes the asking channel: only
 /// its shared dead-letter queue is.
@@ -399,16 +401,11 @@ async fn watch_waiting(bus: Bus, spec: QueueSpec, consumer: &'static str, mut sh
     loop {
         tokio::select! {
             _ = ticks.tick() => {
-                let gauges = [
-                    (&queue, "live_gallery_consumer_waiting_messages"),
-                    (&dead_letters, "live_gallery_dead_letters"),
-                ];
-                for (name, gauge) in gauges {
+                for (name, lag) in [(&queue, true), (&dead_letters, false)] {
                     let Some(name) = name else { continue };
                     match bus.waiting(name).await {
-                        // Looked up at each tick: a handle taken before the process installed
-                        // its metrics recorder would record nowhere.
-                        Ok(count) => metrics::gauge!(gauge, "consumer" => consumer).set(count as f64),
+                        Ok(count) if lag => metrics::gauge!("live_gallery_consumer_waiting_messages", "consumer" => consumer).set(count as f64),
+                        Ok(count) => metrics::gauge!("live_gallery_dead_letters", "queue" => name.clone()).set(count as f64),
                         Err(err) => tracing::debug!(queue = %name, error = %err, "cannot ask how many messages wait"),
                     }
                 }
@@ -447,8 +444,21 @@ fn run_consumer<H: Handler>(
     };
     // Batching handlers take one batch at a time, of what the prefetch lets them hold.
     let (stopped, shutdown) = (part.stopped_on_drop(), shutdown.clone());
+    // The in-process bus keeps a service's dead letters in that service's database, as
+    // RabbitMQ keeps them in durable queues.
+    let store = match (bus, spec.dead_letter_queue()) {
+        (Bus::Memory(memory), Some(dead_letters)) => {
+            Some((memory.clone(), dead_letters, db.clone()))
+        }
+        _ => None,
+    };
     tokio::spawn(async move {
         let _stopped = stopped;
+        if let Some((memory, dead_letters, db)) = store {
+            if let Err(err) = memory.keep_dead_letters_in(&dead_letters, db).await {
+                tracing::error!(queue = %dead_letters, error = %err, "cannot load the kept dead letters");
+            }
+        }
         consumer::run(subscription, handler, shutdown, concurrency).await
     })
 }

@@ -4,11 +4,15 @@
 //! effect: nothing is lost if the process dies with messages still in memory. A message published
 //! again while its first copy still waits in a queue (a relay retrying after a confirm timed out
 //! because a consumer stalls) is not queued twice: the retry waits for the copy already there.
+//! Dead letters can be kept in a service's database (`keep_dead_letters_in`, as the embedded
+//! default does), so that they outlive a restart as RabbitMQ's durable queues make them.
 
 use super::{
     topic, BusError, Delivery, OutgoingMessage, QueueKind, QueueSpec, Settle as DeliverySettle,
     DEAD_LETTER_REASON, ORIGINAL_ROUTING_KEY,
 };
+use crate::db::Database;
+use sqlx::Row;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +24,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 pub struct MemoryBus {
     broker: Arc<Mutex<Broker>>,
     confirm_timeout: Duration,
+    /// The database each dead-letter queue is kept in, by queue name.
+    stores: Arc<Mutex<HashMap<String, Database>>>,
 }
 
 #[derive(Default)]
@@ -53,6 +59,8 @@ struct Message {
     headers: BTreeMap<String, String>,
     redelivered: bool,
     confirm: Option<Arc<Confirm>>,
+    /// The row keeping this dead letter in its queue's store, if it has one.
+    stored: Option<i64>,
 }
 
 /// Counts the durable copies of one published message not yet settled (one per queue).
@@ -79,6 +87,15 @@ impl Confirm {
             notified.await;
         }
     }
+}
+
+/// Removes a kept dead letter from its store.
+async fn forget(db: &Database, id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from dead_letter where id = $1")
+        .bind(id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -124,14 +141,60 @@ impl MemoryBus {
         queue.map_or(0, |queue| lock(&queue.ready).len() as u64)
     }
 
+    /// Keeps the dead letters of `dead_letters` in `db`'s `dead_letter` table from now on, and
+    /// brings back the ones kept there before (by an earlier process).
+    pub async fn keep_dead_letters_in(
+        &self,
+        dead_letters: &str,
+        db: Database,
+    ) -> Result<(), sqlx::Error> {
+        if lock(&self.stores).contains_key(dead_letters) {
+            return Ok(());
+        }
+        let rows = sqlx::query(
+            "select id, routing_key, message_id, payload, headers from dead_letter \
+             where queue = $1 order by id",
+        )
+        .bind(dead_letters)
+        .fetch_all(db.pool())
+        .await?;
+        let queue = self.declare(dead_letters, true);
+        for row in rows {
+            let headers: String = row.try_get("headers")?;
+            queue.push_back(Message {
+                routing_key: row.try_get("routing_key")?,
+                payload: row.try_get("payload")?,
+                message_id: row.try_get("message_id")?,
+                headers: serde_json::from_str(&headers).unwrap_or_default(),
+                redelivered: false,
+                confirm: None,
+                stored: Some(row.try_get("id")?),
+            });
+        }
+        lock(&self.stores).insert(dead_letters.to_owned(), db);
+        Ok(())
+    }
+
+    fn store_of(&self, dead_letters: &str) -> Option<Database> {
+        lock(&self.stores).get(dead_letters).cloned()
+    }
+
     /// Moves every message of `queue`'s dead-letter queue back to `queue`, with its original
-    /// routing key and without the reason; returns how many.
-    pub fn replay_dead_letters(&self, queue: &str, dead_letters: &str) -> u64 {
+    /// routing key and without the reason (and out of the store); returns how many.
+    pub async fn replay_dead_letters(
+        &self,
+        queue: &str,
+        dead_letters: &str,
+    ) -> Result<u64, sqlx::Error> {
         let target = self.declare(queue, true);
         let source = self.declare(dead_letters, true);
         let moved: Vec<Message> = lock(&source.ready).drain(..).collect();
         let count = moved.len() as u64;
+        let store = self.store_of(dead_letters);
         for mut message in moved {
+            if let (Some(db), Some(id)) = (&store, message.stored.take()) {
+                forget(db, id).await?;
+            }
             message.routing_key = message
                 .headers
                 .remove(ORIGINAL_ROUTING_KEY)
@@ -140,7 +203,7 @@ impl MemoryBus {
             message.redelivered = false;
             target.push_back(message);
         }
-        count
+        Ok(count)
     }
 
     /// A new, empty broker. A publish that is not confirmed within `confirm_timeout` fails.
@@ -148,6 +211,7 @@ impl MemoryBus {
         Self {
             broker: Arc::default(),
             confirm_timeout,
+            stores: Arc::default(),
         }
     }
 
@@ -199,6 +263,7 @@ impl MemoryBus {
                             headers: BTreeMap::new(),
                             redelivered: false,
                             confirm: None,
+                            stored: None,
                         });
                         continue;
                     }
@@ -220,6 +285,7 @@ impl MemoryBus {
                         headers: BTreeMap::new(),
                         redelivered: false,
                         confirm: Some(confirm.clone()),
+                        stored: None,
                     });
                     confirms.push(confirm);
                 }
@@ -322,6 +388,7 @@ impl MemorySubscription {
                 bus: self.bus.clone(),
                 queue: self.queue.clone(),
                 dead_letter_queue: self.dead_letter_queue.clone(),
+                store: self.bus.store_of(&self.name),
                 message: Some(message),
                 _permit: permit,
             }),
@@ -345,14 +412,25 @@ pub struct Settle {
     bus: MemoryBus,
     queue: Arc<Queue>,
     dead_letter_queue: Option<String>,
+    /// The store of the queue the message came from, when it is a kept dead-letter queue.
+    store: Option<Database>,
     message: Option<Message>,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Settle {
     pub fn ack(mut self) {
-        if let Some(message) = self.message.take() {
-            self.queue.settled(&message);
+        let Some(message) = self.message.take() else {
+            return;
+        };
+        self.queue.settled(&message);
+        // A dead letter read and acked is gone from its store too.
+        if let (Some(id), Some(db)) = (message.stored, self.store.clone()) {
+            tokio::spawn(async move {
+                if let Err(err) = forget(&db, id).await {
+                    tracing::warn!(error = %err, "cannot remove an acked dead letter from its store");
+                }
+            });
         }
     }
 
@@ -360,36 +438,64 @@ impl Settle {
         self.put_back();
     }
 
-    pub fn dead_letter(
+    /// Moves the message to the dead-letter queue (and its store, first, if it has one); if the
+    /// store refuses it, the message is put back instead: refused is never lost.
+    pub async fn dead_letter(
         mut self,
         routing_key: &str,
         payload: Vec<u8>,
         message_id: Option<String>,
         reason: &str,
-    ) {
+    ) -> Result<(), BusError> {
         let Some(message) = self.message.take() else {
-            return;
+            return Ok(());
         };
-        match &self.dead_letter_queue {
-            Some(name) => {
-                let mut headers = message.headers.clone();
-                headers.insert(DEAD_LETTER_REASON.to_owned(), reason.to_owned());
-                headers.insert(ORIGINAL_ROUTING_KEY.to_owned(), routing_key.to_owned());
-                self.bus.declare(name, true).push_back(Message {
-                    routing_key: name.clone(),
-                    payload,
-                    message_id,
-                    headers,
-                    redelivered: false,
-                    confirm: None,
-                });
-            }
-            None => tracing::warn!(
+        let Some(name) = self.dead_letter_queue.clone() else {
+            tracing::warn!(
                 reason,
                 "message refused on a queue without a dead-letter queue; dropped"
-            ),
+            );
+            self.queue.settled(&message);
+            return Ok(());
+        };
+        let mut headers = message.headers.clone();
+        headers.insert(DEAD_LETTER_REASON.to_owned(), reason.to_owned());
+        headers.insert(ORIGINAL_ROUTING_KEY.to_owned(), routing_key.to_owned());
+        let mut stored = None;
+        if let Some(db) = self.bus.store_of(&name) {
+            let kept = sqlx::query_scalar::<_, i64>(
+                "insert into dead_letter (queue, routing_key, message_id, payload, headers, \
+                 created_at_ms) values ($1, $2, $3, $4, $5, $6) returning id",
+            )
+            .bind(&name)
+            .bind(routing_key)
+            .bind(message_id.clone())
+            .bind(payload.clone())
+            .bind(serde_json::to_string(&headers).expect("headers serialise"))
+            .bind(crate::db::now_millis())
+            .fetch_one(db.writer())
+            .await;
+            match kept {
+                Ok(id) => stored = Some(id),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot keep a dead letter; putting the message back");
+                    self.message = Some(message);
+                    self.put_back();
+                    return Err(BusError::Nacked);
+                }
+            }
         }
+        self.bus.declare(&name, true).push_back(Message {
+            routing_key: name.clone(),
+            payload,
+            message_id,
+            headers,
+            redelivered: false,
+            confirm: None,
+            stored,
+        });
         self.queue.settled(&message);
+        Ok(())
     }
 
     fn put_back(&mut self) {

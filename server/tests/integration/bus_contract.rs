@@ -514,3 +514,60 @@ async fn in_process_a_publish_retried_while_its_copy_waits_is_queued_once() {
     assert_quiet(&mut subscription).await;
     assert_eq!(bus.waiting(&spec.queue).await.expect("asked"), 0);
 }
+
+/// In-process with its dead letters kept in a database, as the embedded default runs: a dead
+/// letter outlives the bus (a restart of the process) as it would in RabbitMQ's durable
+/// dead-letter queue, can be read or replayed from the next bus, and leaves the store once
+/// replayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_dead_letters_outlive_a_restart_in_the_database() {
+    crate::helpers::init_logs();
+    let dir = crate::helpers::SqliteDir::new();
+    let url = crate::helpers::fresh_database(crate::helpers::Engine::Sqlite, &dir).await;
+    let db = server::db::Database::connect(
+        &server::config::Secret::new(url),
+        server::db::Service::Catalog,
+        2,
+    )
+    .await
+    .expect("the database opens");
+    let spec = spec(10);
+    let dead_letters = spec.dead_letters().queue;
+    let restarted = || async {
+        let memory = server::bus::memory::MemoryBus::new(WAIT);
+        memory
+            .keep_dead_letters_in(&dead_letters, db.clone())
+            .await
+            .expect("the kept dead letters load");
+        Bus::Memory(memory)
+    };
+
+    let sent = message("product.created", "refused before the restart");
+    {
+        let bus = restarted().await;
+        let mut subscription = bus.subscribe(&spec).await.expect("subscribe");
+        let publishing = publish_in_background(&bus, &spec.exchange, vec![sent.clone()]);
+        next(&mut subscription)
+            .await
+            .dead_letter("kept across the restart")
+            .await
+            .expect("dead-letter");
+        confirmed(publishing).await;
+    }
+
+    let bus = restarted().await;
+    assert_eq!(bus.waiting(&dead_letters).await.expect("asked"), 1);
+    let mut subscription = bus.subscribe(&spec).await.expect("subscribe");
+    assert_eq!(bus.replay_dead_letters(&spec).await.expect("replayed"), 1);
+    let again = next(&mut subscription).await;
+    assert_eq!(again.payload, sent.payload);
+    assert_eq!(again.message_id.as_deref(), Some(sent.message_id.as_str()));
+    again.ack().await.expect("ack");
+
+    let after = restarted().await;
+    assert_eq!(
+        after.waiting(&dead_letters).await.expect("asked"),
+        0,
+        "a replayed letter is gone from the store"
+    );
+}

@@ -129,10 +129,11 @@ async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
     app.stop().await;
 }
 
-/// `live_gallery_dead_letters{consumer="likes"}` in the app's `/metrics`.
+/// `live_gallery_dead_letters` of the app's like queue in its `/metrics`.
 async fn dead_letter_count(app: &crate::helpers::TestApp) -> f64 {
     let text = app.get("/metrics").await.text().await.unwrap();
-    crate::process::metric(&text, "live_gallery_dead_letters", "consumer=\"likes\"")
+    let queue = format!("queue=\"{}.catalog.likes.dead-letter\"", app.namespace);
+    crate::process::metric(&text, "live_gallery_dead_letters", &queue)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -161,6 +161,19 @@ async fn catalog_and_two_web_processes_keep_exact_counts_and_live_sockets() {
         ) >= 2.0,
         "the creation and at least one new count (likes batch together): {catalog_metrics}"
     );
+    // Each part of a process has its gauge: 1 while it runs (a process of its own here, so the
+    // gauges are this process's alone).
+    for part in ["consumer:likes", "consumer:resync", "relay:catalog"] {
+        assert_eq!(
+            metric(
+                &catalog_metrics,
+                "live_gallery_part_up",
+                &format!("part=\"{part}\"")
+            ),
+            1.0,
+            "{part}: {catalog_metrics}"
+        );
+    }
     let mut likes_accepted = 0.0;
     for web in webs.iter() {
         let text = metrics(web.address).await;
