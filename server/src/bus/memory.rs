@@ -63,6 +63,21 @@ struct Message {
     stored: Option<i64>,
 }
 
+impl Message {
+    /// A fresh copy of `outgoing` for one queue, counted by `confirm` if the queue is durable.
+    fn published(outgoing: &OutgoingMessage, confirm: Option<Arc<Confirm>>) -> Self {
+        Self {
+            routing_key: outgoing.routing_key.clone(),
+            payload: outgoing.payload.clone(),
+            message_id: Some(outgoing.message_id.clone()),
+            headers: BTreeMap::new(),
+            redelivered: false,
+            confirm,
+            stored: None,
+        }
+    }
+}
+
 /// Counts the durable copies of one published message not yet settled (one per queue).
 struct Confirm {
     remaining: AtomicUsize,
@@ -256,15 +271,7 @@ impl MemoryBus {
                 }
                 for queue in targets {
                     if !queue.durable {
-                        queue.push_back(Message {
-                            routing_key: outgoing.routing_key.clone(),
-                            payload: outgoing.payload.clone(),
-                            message_id: Some(outgoing.message_id.clone()),
-                            headers: BTreeMap::new(),
-                            redelivered: false,
-                            confirm: None,
-                            stored: None,
-                        });
+                        queue.push_back(Message::published(outgoing, None));
                         continue;
                     }
                     let mut pending = lock(&queue.pending);
@@ -278,15 +285,7 @@ impl MemoryBus {
                     });
                     pending.insert(outgoing.message_id.clone(), confirm.clone());
                     drop(pending);
-                    queue.push_back(Message {
-                        routing_key: outgoing.routing_key.clone(),
-                        payload: outgoing.payload.clone(),
-                        message_id: Some(outgoing.message_id.clone()),
-                        headers: BTreeMap::new(),
-                        redelivered: false,
-                        confirm: Some(confirm.clone()),
-                        stored: None,
-                    });
+                    queue.push_back(Message::published(outgoing, Some(confirm.clone())));
                     confirms.push(confirm);
                 }
             }

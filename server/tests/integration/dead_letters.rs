@@ -29,12 +29,7 @@ fn like(product: i64, visitor: &str) -> Envelope<LikeEvent> {
 
 /// Runs `sql` on the app's catalog database.
 async fn alter_catalog(url: &str, sql: &str) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .expect("the test reaches the catalog's database");
+    let pool = crate::helpers::database(url).await;
     sqlx::query(sql)
         .execute(&pool)
         .await

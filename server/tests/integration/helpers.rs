@@ -465,12 +465,7 @@ pub async fn miscounted(catalog_database: &str, web_database: &str) -> Vec<Strin
 /// Rows of `sql` (id, stored, recount) whose stored count is not the recount, described.
 async fn recount(url: &str, sql: &str, what: &str) -> Vec<String> {
     use sqlx::Row;
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .expect("the test reaches the app's database");
+    let pool = database(url).await;
     let rows = sqlx::query(sql)
         .fetch_all(&pool)
         .await
@@ -740,12 +735,7 @@ pub async fn connection_named(name: &str) -> Option<String> {
 
 /// The catalog database's epoch and generation, as its events carry them now.
 pub async fn catalog_era(url: &str) -> (i64, i64) {
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(url)
-        .await
-        .expect("the test reaches the catalog's database");
+    let pool = database(url).await;
     let row = sqlx::query("select epoch, generation from catalog_epoch")
         .fetch_one(&pool)
         .await
@@ -755,4 +745,14 @@ pub async fn catalog_era(url: &str) -> (i64, i64) {
         sqlx::Row::get(&row, "epoch"),
         sqlx::Row::get(&row, "generation"),
     )
+}
+
+/// A one-connection pool on an app's database (either engine), for a test to read or change it.
+pub async fn database(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .expect("the test reaches the app's database")
 }
