@@ -4,6 +4,7 @@
 // fresh SQLite files under target/e2e/ and the in-process bus. It drives Debian's Chromium, never
 // a downloaded browser.
 import { defineConfig } from '@playwright/test';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
@@ -13,7 +14,7 @@ mkdirSync(join(root, 'target', 'e2e'), { recursive: true });
 // Playwright loads this file in every worker: keep one data directory per run.
 process.env.E2E_DATA_DIR ??= mkdtempSync(join(root, 'target', 'e2e', 'run-'));
 const dataDir = process.env.E2E_DATA_DIR;
-export const adminToken = (process.env.E2E_ADMIN_TOKEN ??= `e2e-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+export const adminToken = (process.env.E2E_ADMIN_TOKEN ??= `e2e-${Date.now()}-${randomUUID()}`);
 
 export default defineConfig({
   testDir: './tests',

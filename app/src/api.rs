@@ -9,8 +9,16 @@ use crate::paging::PageRequest;
 use crate::wire::{AppError, GalleryItem, LikeState, Product};
 use leptos::prelude::*;
 
-/// Name of the cookie that holds the administrator's session.
+/// Name of the cookie that holds the administrator's session id on a plain-HTTP site.
 pub const ADMIN_COOKIE: &str = "lg_admin";
+
+/// Its name on an HTTPS site: with the `__Host-` prefix a browser keeps it only when it is
+/// `Secure`, for the whole site and this host alone (no `Domain`), so a sibling subdomain
+/// cannot plant or overwrite it.
+pub const SECURE_ADMIN_COOKIE: &str = "__Host-lg_admin";
+
+/// How long an administrator session lasts, in seconds (12 hours).
+pub const ADMIN_SESSION_SECONDS: u32 = 12 * 3600;
 
 /// Where a refused sign-in without JavaScript lands.
 pub const SIGN_IN_FAILED_PATH: &str = "/admin?sign_in=failed";
@@ -68,12 +76,16 @@ pub async fn admin_session() -> Result<bool, AppError> {
     Ok(session::is_admin().await)
 }
 
-/// Checks the administrator token and, if it is right, keeps it in an HttpOnly, SameSite=Strict
-/// cookie so the page never has to hold it again.
+/// Checks the administrator token and, if it is right, starts a session whose random id goes in
+/// an HttpOnly, SameSite=Strict cookie: the token itself is never kept by the browser.
 #[server(endpoint = "sign_in")]
 pub async fn sign_in(token: String) -> Result<(), AppError> {
-    let backend = crate::backend::backend()?;
-    if !backend.is_admin_token(token.trim()) {
+    let back = "/admin";
+    let session = crate::backend::backend()?
+        .sign_in(token.trim().to_owned())
+        .await
+        .map_err(|err| session::fail(back, err))?;
+    let Some(session) = session else {
         tracing::info!("admin sign-in refused");
         if session::is_plain_form_post() {
             // Without JavaScript the browser shows whatever we answer: send it back to the
@@ -83,22 +95,24 @@ pub async fn sign_in(token: String) -> Result<(), AppError> {
             session::set_status(http::StatusCode::UNAUTHORIZED);
         }
         return Err(AppError::Unauthorized);
-    }
-    session::set_cookie(&format!(
-        "{ADMIN_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200",
-        token.trim()
-    ));
-    leptos_axum::redirect("/admin");
+    };
+    session::set_cookie(&session::admin_cookie(&session, ADMIN_SESSION_SECONDS));
+    leptos_axum::redirect(back);
     Ok(())
 }
 
-/// Ends the administrator session.
+/// Ends the administrator session: on the server, so a copy of the cookie signs nobody in.
 #[server(endpoint = "sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
-    session::set_cookie(&format!(
-        "{ADMIN_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
-    ));
-    leptos_axum::redirect("/admin");
+    let back = "/admin";
+    session::set_cookie(&session::admin_cookie("", 0));
+    if let Some(session) = session::cookie(session::admin_cookie_name()) {
+        crate::backend::backend()?
+            .sign_out(session)
+            .await
+            .map_err(|err| session::fail(back, err))?;
+    }
+    leptos_axum::redirect(back);
     Ok(())
 }
 
@@ -171,10 +185,17 @@ pub async fn resync_gallery() -> Result<u64, AppError> {
 /// Reading and writing the session cookie of the current request.
 #[cfg(feature = "ssr")]
 pub mod session {
-    use super::ADMIN_COOKIE;
+    use super::{ADMIN_COOKIE, SECURE_ADMIN_COOKIE};
     use crate::wire::AppError;
     use http::header::{HeaderValue, COOKIE, SET_COOKIE};
     use leptos::prelude::*;
+
+    /// How the current request's cookies are set: `Secure` when the site is served over HTTPS.
+    /// The server's edge puts it in each request's extensions.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct CookiePolicy {
+        pub secure: bool,
+    }
 
     /// The value of cookie `name` in `headers`, if any. The server's middleware uses it too.
     pub fn cookie_in<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
@@ -194,12 +215,40 @@ pub mod session {
         cookie_in(&parts.headers, name).map(str::to_owned)
     }
 
-    /// Whether the request carries the administrator token in its session cookie.
+    /// Whether the current request came to the site over HTTPS.
+    fn secure() -> bool {
+        use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CookiePolicy>().copied())
+            .is_some_and(|policy| policy.secure)
+    }
+
+    /// The administrator cookie's name on this site.
+    pub(crate) fn admin_cookie_name() -> &'static str {
+        if secure() {
+            SECURE_ADMIN_COOKIE
+        } else {
+            ADMIN_COOKIE
+        }
+    }
+
+    /// The `Set-Cookie` value that gives the browser session `value` for `max_age` seconds.
+    pub(crate) fn admin_cookie(value: &str, max_age: u32) -> String {
+        format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+            admin_cookie_name(),
+            if secure() { "; Secure" } else { "" }
+        )
+    }
+
+    /// Whether the request carries an administrator session that has not ended.
     pub(crate) async fn is_admin() -> bool {
-        let Some(token) = cookie(ADMIN_COOKIE) else {
+        let Some(session) = cookie(admin_cookie_name()) else {
             return false;
         };
-        crate::backend::backend().is_ok_and(|backend| backend.is_admin_token(&token))
+        match crate::backend::backend() {
+            Ok(backend) => backend.is_admin_session(session).await,
+            Err(_) => false,
+        }
     }
 
     /// The visitor of this request, identified by the web role's cookie middleware.

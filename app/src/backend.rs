@@ -36,8 +36,15 @@ pub trait Backend: Send + Sync + 'static {
         like: bool,
     ) -> BoxFuture<'_, Result<LikeState, AppError>>;
 
-    /// Whether `candidate` is the administrator token (compared in constant time).
-    fn is_admin_token(&self, candidate: &str) -> bool;
+    /// Signs an administrator in: a new session's id when `token` is the administrator token
+    /// (compared in constant time), `None` when it is not.
+    fn sign_in(&self, token: String) -> BoxFuture<'_, Result<Option<String>, AppError>>;
+
+    /// Whether `session` is an administrator session that has not ended.
+    fn is_admin_session(&self, session: String) -> BoxFuture<'_, bool>;
+
+    /// Ends the administrator session `session`, for every instance.
+    fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), AppError>>;
 
     /// The catalog's products (admin view, straight from the source of truth).
     fn admin_products(&self) -> BoxFuture<'_, Result<Vec<Product>, AppError>>;

@@ -1,31 +1,64 @@
-//! The administrator's credential: the configured (or generated) token, compared in constant
-//! time, and the `Admin` extractor that guards the admin API.
+//! The administrator's credential: the configured token (at least 32 characters), or one made
+//! and kept in a file only its owner can read; compared in constant time; and the `Admin`
+//! extractor that guards the admin API.
 
 use crate::config::Secret;
 use crate::error::Error;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use std::io::Write;
+use std::path::Path;
+
+/// Fewest characters an administrator token may have.
+pub const MIN_TOKEN_LENGTH: usize = 32;
 
 /// The token that admin requests must present.
 #[derive(Clone)]
 pub struct AdminToken(Secret);
 
 impl AdminToken {
-    /// The configured token, or a random one (logged once, so the embedded run stays usable).
-    pub fn from_config(configured: Option<Secret>) -> Self {
-        match configured.filter(|token| !token.expose().trim().is_empty()) {
-            Some(token) => Self(token),
-            None => {
-                let token = format!(
-                    "{}{}",
-                    uuid::Uuid::new_v4().simple(),
-                    uuid::Uuid::new_v4().simple()
-                );
-                tracing::warn!(admin_token = %token, "ADMIN_TOKEN is not set: generated one for this run");
-                Self(Secret::new(token))
-            }
+    /// A configured token: refused when shorter than `MIN_TOKEN_LENGTH`.
+    pub fn configured(token: &Secret) -> Result<Self, String> {
+        let token = token.expose().trim();
+        if token.chars().count() < MIN_TOKEN_LENGTH {
+            return Err(format!(
+                "ADMIN_TOKEN has {} characters; it needs at least {MIN_TOKEN_LENGTH} (make one with `openssl rand -hex 32`)",
+                token.chars().count()
+            ));
         }
+        Ok(Self(Secret::new(token)))
+    }
+
+    /// The token kept in `path`, made there (readable by its owner only) when the file does not
+    /// exist yet, so that a process started without `ADMIN_TOKEN` stays usable and keeps its
+    /// token across restarts. The token itself is never logged.
+    pub fn kept_in(path: &Path) -> Result<Self, String> {
+        let named = |err: std::io::Error| format!("ADMIN_TOKEN_FILE {}: {err}", path.display());
+        match std::fs::read_to_string(path) {
+            Ok(kept) => {
+                return Self::configured(&Secret::new(kept))
+                    .map_err(|err| format!("{}: {err}", path.display()))
+            }
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(named(err)),
+            Err(_) => {}
+        }
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(named)?;
+        }
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let mut file = owner_only(path).map_err(named)?;
+        file.write_all(token.as_bytes()).map_err(named)?;
+        file.sync_all().map_err(named)?;
+        tracing::warn!(
+            file = %path.display(),
+            "ADMIN_TOKEN is not set: made an administrator token, kept in the file (readable by its owner only)"
+        );
+        Ok(Self(Secret::new(token)))
     }
 
     /// The token itself, for calls this service makes to the catalog.
@@ -43,6 +76,15 @@ impl AdminToken {
         }
         difference == 0
     }
+}
+
+/// A new file at `path` that only its owner may read or write.
+fn owner_only(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// Proof that a request carried `Authorization: Bearer <ADMIN_TOKEN>`. Put it first in a
@@ -75,22 +117,42 @@ where
 mod tests {
     use super::*;
 
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef-s3cret";
+
     #[test]
     fn only_the_exact_token_matches() {
-        let token = AdminToken::from_config(Some(Secret::new("s3cret-token")));
-        assert!(token.matches("s3cret-token"));
-        assert!(!token.matches("s3cret-tokeN"));
-        assert!(!token.matches("s3cret-token "));
-        assert!(!token.matches("s3cret"));
+        let token = AdminToken::configured(&Secret::new(TOKEN)).unwrap();
+        assert!(token.matches(TOKEN));
+        assert!(!token.matches(&TOKEN.replace('s', "S")));
+        assert!(!token.matches(&format!("{TOKEN} ")));
+        assert!(!token.matches(&TOKEN[..32]));
         assert!(!token.matches(""));
     }
 
     #[test]
-    fn a_missing_or_blank_token_is_replaced_by_a_long_random_one() {
-        let first = AdminToken::from_config(None);
-        let second = AdminToken::from_config(Some(Secret::new("  ")));
-        assert_eq!(first.0.expose().len(), 64);
-        assert!(!first.matches(second.0.expose()));
-        assert!(!first.matches(""));
+    fn a_short_token_is_refused_with_the_setting_named() {
+        let err = AdminToken::configured(&Secret::new("change-me"))
+            .err()
+            .unwrap();
+        assert!(err.contains("ADMIN_TOKEN has 9 characters"), "{err}");
+        assert!(AdminToken::configured(&Secret::new(&TOKEN[..32])).is_ok());
+    }
+
+    #[test]
+    fn a_made_token_is_kept_for_its_owner_only_and_found_again() {
+        let dir = std::env::temp_dir().join(format!("lg-token-{}", uuid::Uuid::new_v4().simple()));
+        let path = dir.join("data").join("admin-token");
+        let made = AdminToken::kept_in(&path).unwrap();
+        assert_eq!(made.expose().len(), 64);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), made.expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        let again = AdminToken::kept_in(&path).unwrap();
+        assert!(again.matches(made.expose()), "a restart keeps the token");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

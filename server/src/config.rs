@@ -105,9 +105,15 @@ pub struct Config {
     #[arg(long, env = "CATALOG_URL")]
     pub catalog_url: Option<String>,
 
-    /// Bearer token for admin actions. Unset: a random one is made at start and logged once.
+    /// Bearer token for admin actions, at least 32 characters. Unset: the catalog role keeps a
+    /// random one in `ADMIN_TOKEN_FILE`; a web role alone has no admin pages.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+
+    /// Where the administrator token is kept when `ADMIN_TOKEN` is not set (made on first start,
+    /// readable by its owner only).
+    #[arg(long, env = "ADMIN_TOKEN_FILE", default_value = "data/admin-token")]
+    pub admin_token_file: std::path::PathBuf,
 
     /// Prefix of every exchange and queue name, so deployments and tests can share a broker.
     #[arg(long, env = "BUS_NAMESPACE", default_value = "live-gallery")]
@@ -135,9 +141,10 @@ pub struct Config {
     #[arg(long, env = "LIVE_SEND_TIMEOUT_MS", default_value = "10000", value_parser = parse_millis)]
     pub live_send_timeout: MillisArg,
 
-    /// The origins this site is served from (`https://gallery.example`, comma-separated). A
-    /// WebSocket handshake whose `Origin` is not one of them is refused; empty: the request's own
-    /// host.
+    /// The origins this site is served from (`https://gallery.example`, comma-separated): a
+    /// state-changing request or a WebSocket handshake from a page of any other origin is
+    /// refused, and cookies are `Secure` when every one is HTTPS. Empty: the request's own scheme
+    /// and host.
     #[arg(
         long,
         env = "PUBLIC_ORIGINS",
@@ -145,6 +152,33 @@ pub struct Config {
         default_value = ""
     )]
     pub public_origins: Vec<String>,
+
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed: addresses or
+    /// networks (`10.0.0.0/8`), comma-separated. Empty: none, every client is its TCP peer.
+    #[arg(
+        long,
+        env = "TRUSTED_PROXIES",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// A second address that serves `/metrics` and `/readyz` (and `/healthz`); when set, the
+    /// public listener does not answer them. Unset: the public listener does.
+    #[arg(long, env = "INTERNAL_ADDR")]
+    pub internal_addr: Option<SocketAddr>,
+
+    /// Longest wait for a request's head; a client that trickles or stalls it is disconnected.
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value = "10000", value_parser = parse_millis)]
+    pub header_timeout: MillisArg,
+
+    /// Longest wait for a request's body and the answer (408 beyond).
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value = "30000", value_parser = parse_millis)]
+    pub request_timeout: MillisArg,
+
+    /// On shutdown, longest wait for requests in flight before their connections are closed.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT_MS", default_value = "10000", value_parser = parse_millis)]
+    pub shutdown_timeout: MillisArg,
 
     /// Live messages a slow socket may fall behind before it is told to resync.
     #[arg(long, env = "LIVE_BUFFER", default_value_t = 256)]
@@ -162,6 +196,10 @@ pub struct Config {
     /// New visitors one address may create per minute (0: no limit).
     #[arg(long, env = "RATE_LIMIT_VISITORS_PER_MINUTE", default_value_t = 120)]
     pub rate_limit_visitors_per_minute: u32,
+
+    /// Administrator sign-in attempts one address may make per minute (0: no limit).
+    #[arg(long, env = "RATE_LIMIT_SIGN_INS_PER_MINUTE", default_value_t = 10)]
+    pub rate_limit_sign_ins_per_minute: u32,
 
     /// Log lines as readable text or as JSON objects.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]

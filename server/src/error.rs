@@ -30,6 +30,8 @@ pub enum Error {
     UnsupportedMediaType,
     #[error("the body is too large")]
     PayloadTooLarge,
+    #[error("the request took too long to arrive")]
+    Timeout,
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("message bus error")]
@@ -57,6 +59,7 @@ impl Error {
             Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Timeout => StatusCode::REQUEST_TIMEOUT,
             Error::Database(err) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Bus(_) | Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -114,6 +117,7 @@ impl IntoResponse for Error {
             Error::PayloadTooLarge => {
                 json!({ "error": "payload_too_large", "message": "the body is larger than 64 KiB" })
             }
+            Error::Timeout => json!({ "error": "timeout", "message": self.to_string() }),
             Error::Database(_) | Error::Bus(_) => {
                 tracing::error!(error = %chain(&self), "request failed");
                 opaque(status)
@@ -143,9 +147,10 @@ impl From<Error> for AppError {
             Error::RateLimited => {
                 AppError::Conflict("Too many likes at once; try again in a minute.".to_owned())
             }
-            Error::BadRequest(_) | Error::UnsupportedMediaType | Error::PayloadTooLarge => {
-                AppError::Transport("the request was malformed".to_owned())
-            }
+            Error::BadRequest(_)
+            | Error::UnsupportedMediaType
+            | Error::PayloadTooLarge
+            | Error::Timeout => AppError::Transport("the request was malformed".to_owned()),
             other => {
                 tracing::error!(error = %chain(&other), "server function failed");
                 if other.status() == StatusCode::SERVICE_UNAVAILABLE {

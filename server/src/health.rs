@@ -1,5 +1,6 @@
 //! `GET /healthz` (the process answers) and `GET /readyz` (whether it should take traffic),
-//! served by every role.
+//! served by every role. With `INTERNAL_ADDR` set, `/readyz` is served there only and
+//! `/healthz`, which tells nothing, on both.
 //!
 //! Ready means: every database of the process answers, and every consumer and outbox relay is
 //! running or waiting for the broker. A part the broker refuses (a queue declared elsewhere with
@@ -31,6 +32,11 @@ pub fn router(health: Health) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(health)
+}
+
+/// `/healthz` alone, for the public listener when the probes have their own address.
+pub fn liveness_router() -> Router {
+    Router::new().route("/healthz", get(healthz))
 }
 
 async fn healthz() -> Json<Value> {

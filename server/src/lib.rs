@@ -9,11 +9,13 @@
 //! - `catalog`: the catalog service: product store, admin REST API
 //! - `web`: the web service: page backend, read model, client of the catalog
 //! - `live`: the WebSocket hub behind `GET /ws`
+//! - `edge`: what every request meets first: client behind trusted proxies, other sites,
+//!   rate limits, JSON errors, timeouts
 //! - `health`: `/healthz` and `/readyz`
 //! - `parts`: what each consumer and outbox relay is doing, for readiness and metrics
 //! - `observability`: `/metrics`, request ids and per-route request metrics
 //! - `auth`: the administrator token
-//! - `security`: security headers and the cross-site request check
+//! - `security`: security headers
 //! - `error`: the HTTP error type
 //! - `shutdown`: the process-wide stop signal
 //! - `telemetry`: logging
@@ -23,6 +25,7 @@ pub mod bus;
 pub mod catalog;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod events;
 pub mod health;

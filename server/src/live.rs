@@ -3,19 +3,21 @@
 //! task and a receive task, and when one ends the other is stopped. A client too slow to keep up
 //! loses its place in the channel and is told to `resync` rather than silently missing updates.
 
+use crate::edge::origin::is_foreign;
+use crate::edge::Client;
 use crate::shutdown::Shutdown;
 use app::live::LiveMessage;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, State};
-use axum::http::header::{HOST, ORIGIN};
+use axum::extract::State;
+use axum::http::header::ORIGIN;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,8 +101,8 @@ pub struct SocketPolicy {
     pub max_per_address: usize,
     /// Longest wait for a socket to take a frame before it is closed.
     pub send_timeout: Duration,
-    /// Origins a browser's handshake may come from; empty: the request's own host.
-    pub public_origins: Vec<String>,
+    /// The site a browser's handshake must come from.
+    pub site: Arc<crate::edge::Site>,
 }
 
 #[derive(Clone)]
@@ -113,13 +115,6 @@ struct LiveState {
 
 /// `GET /ws`.
 pub fn router(hub: Arc<LiveHub>, policy: SocketPolicy, shutdown: Shutdown) -> Router {
-    let mut policy = policy;
-    policy.public_origins = policy
-        .public_origins
-        .iter()
-        .map(|origin| origin.trim().trim_end_matches('/').to_ascii_lowercase())
-        .filter(|origin| !origin.is_empty())
-        .collect();
     Router::new()
         .route("/ws", get(upgrade))
         .with_state(LiveState {
@@ -134,28 +129,6 @@ pub fn router(hub: Arc<LiveHub>, policy: SocketPolicy, shutdown: Shutdown) -> Ro
 fn refuse(status: StatusCode, error: &str, message: &str) -> Response {
     let body = json!({ "error": error, "message": message });
     (status, Json(body)).into_response()
-}
-
-/// Whether a handshake with these headers comes from a page of another site. Without `Origin`
-/// it does not come from a browser's page at all (a load generator, a test) and is let in.
-fn foreign_origin(headers: &HeaderMap, public_origins: &[String]) -> bool {
-    let Some(origin) = headers.get(ORIGIN) else {
-        return false;
-    };
-    let Ok(origin) = origin.to_str() else {
-        return true;
-    };
-    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    if !public_origins.is_empty() {
-        return !public_origins.contains(&origin);
-    }
-    let host = headers
-        .get(HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    origin
-        .split_once("://")
-        .is_none_or(|(_, origin_host)| !origin_host.eq_ignore_ascii_case(host))
 }
 
 /// One address's share of the sockets, given back on drop.
@@ -195,11 +168,12 @@ fn reserve_address(state: &LiveState, address: IpAddr) -> Option<Option<AddressS
 
 async fn upgrade(
     State(state): State<LiveState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(client): Extension<Client>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if foreign_origin(&headers, &state.policy.public_origins) {
+    // A handshake without `Origin` is not a browser page's (a load generator, a test).
+    if headers.contains_key(ORIGIN) && is_foreign(&state.policy.site, &headers, client) {
         tracing::warn!(origin = ?headers.get(ORIGIN), "live connection refused: another site's page");
         return refuse(
             StatusCode::FORBIDDEN,
@@ -207,8 +181,8 @@ async fn upgrade(
             "live updates are only for this site's pages",
         );
     }
-    let Some(address_slot) = reserve_address(&state, peer.ip()) else {
-        tracing::info!(address = %peer.ip(), "live connection refused: too many from one address");
+    let Some(address_slot) = reserve_address(&state, client.address) else {
+        tracing::info!(address = %client.address, "live connection refused: too many from one address");
         return refuse(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
@@ -313,14 +287,6 @@ async fn serve(
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for (name, value) in pairs {
-            headers.insert(*name, value.parse().unwrap());
-        }
-        headers
-    }
-
     #[test]
     fn the_fixed_messages_are_what_the_types_serialise_to() {
         let hello = LiveMessage::Hello {
@@ -328,36 +294,5 @@ mod tests {
         };
         assert_eq!(serde_json::to_string(&hello).unwrap(), HELLO);
         assert_eq!(serde_json::to_string(&LiveMessage::Resync).unwrap(), RESYNC);
-    }
-
-    #[test]
-    fn a_handshake_from_another_sites_page_is_foreign() {
-        let own = headers(&[
-            ("host", "gallery.example"),
-            ("origin", "https://gallery.example"),
-        ]);
-        let other = headers(&[
-            ("host", "gallery.example"),
-            ("origin", "https://evil.example"),
-        ]);
-        let sibling = headers(&[
-            ("host", "gallery.example"),
-            ("origin", "https://a.gallery.example"),
-        ]);
-        let opaque = headers(&[("host", "gallery.example"), ("origin", "null")]);
-        let no_browser = headers(&[("host", "gallery.example")]);
-        assert!(!foreign_origin(&own, &[]));
-        assert!(foreign_origin(&other, &[]));
-        assert!(foreign_origin(&sibling, &[]));
-        assert!(foreign_origin(&opaque, &[]));
-        assert!(!foreign_origin(&no_browser, &[]));
-
-        let listed = vec!["https://gallery.example".to_owned()];
-        let behind_proxy = headers(&[
-            ("host", "10.0.0.7:3000"),
-            ("origin", "https://gallery.example"),
-        ]);
-        assert!(!foreign_origin(&behind_proxy, &listed));
-        assert!(foreign_origin(&other, &listed));
     }
 }

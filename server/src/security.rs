@@ -1,15 +1,13 @@
-//! Protections every response and every state-changing request gets: security headers, and the
-//! refusal of cookie-carrying requests sent from another site (cross-site request forgery).
+//! Security headers on every response (the refusal of requests from other sites is the edge's:
+//! see `edge::origin`).
 
-use crate::error::Error;
 use axum::extract::Request;
 use axum::http::header::{
-    HeaderValue, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, HOST, ORIGIN, REFERRER_POLICY,
-    X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    HeaderValue, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+    X_FRAME_OPTIONS,
 };
-use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 /// The policy of a page that came without its own: this site's files only and no inline
 /// script at all (its hydration scripts do not run; the page still reads and its forms work).
@@ -39,80 +37,4 @@ pub async fn headers(request: Request, next: Next) -> Response {
         headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     }
     response
-}
-
-/// Whether a request that changes state was sent by a page of another site.
-fn is_cross_site(request: &Request) -> bool {
-    let headers = request.headers();
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        return site == "cross-site";
-    }
-    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
-        // Browsers send Origin on cross-origin POSTs; without it the request is not a browser's
-        // cross-site one.
-        return false;
-    };
-    let origin_host = origin.split_once("://").map_or(origin, |(_, host)| host);
-    let host = headers
-        .get(HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    origin == "null" || !origin_host.eq_ignore_ascii_case(host)
-}
-
-/// Middleware: a state-changing request that carries cookies and comes from another site is
-/// refused with 403 before anything runs.
-pub async fn refuse_cross_site(request: Request, next: Next) -> Response {
-    let changes_state = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if changes_state && request.headers().contains_key(COOKIE) && is_cross_site(&request) {
-        tracing::warn!(method = %request.method(), path = %request.uri().path(), "cross-site request refused");
-        return Error::Forbidden("requests from other sites are refused").into_response();
-    }
-    next.run(request).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::body::Body;
-
-    fn post(headers: &[(&str, &str)]) -> Request {
-        let mut builder = Request::builder().method("POST").uri("/api/set_like");
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        builder.body(Body::empty()).unwrap()
-    }
-
-    #[test]
-    fn same_site_requests_pass() {
-        assert!(!is_cross_site(&post(&[
-            ("host", "gallery.example"),
-            ("origin", "https://gallery.example")
-        ])));
-        assert!(!is_cross_site(&post(&[("sec-fetch-site", "same-origin")])));
-        assert!(
-            !is_cross_site(&post(&[("host", "gallery.example")])),
-            "no Origin: not a browser's cross-site post"
-        );
-    }
-
-    #[test]
-    fn other_sites_are_recognised() {
-        assert!(is_cross_site(&post(&[
-            ("host", "gallery.example"),
-            ("origin", "https://evil.example")
-        ])));
-        assert!(is_cross_site(&post(&[
-            ("host", "gallery.example"),
-            ("origin", "null")
-        ])));
-        assert!(is_cross_site(&post(&[
-            ("sec-fetch-site", "cross-site"),
-            ("origin", "https://gallery.example")
-        ])));
-    }
 }

@@ -10,14 +10,16 @@ use crate::bus::{Bus, BusError, QueueSpec, Topology};
 use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler, ResyncHandler};
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
+use crate::edge::limits::{self, RateLimiter};
+use crate::edge::serve::{self, Timeouts};
+use crate::edge::{Site, TrustedProxies};
 use crate::health::{self, Health};
 use crate::live::{self, LiveHub};
 use crate::parts::Parts;
 use crate::shutdown::Shutdown;
-use crate::web::limits::{self, RateLimiter};
 use crate::web::{
-    self, visitor, CatalogClient, Gallery, GalleryHandler, Likes, ReadModelHandler, VisitorKeys,
-    WebBackend,
+    self, visitor, AdminSessions, CatalogClient, Gallery, GalleryHandler, Likes, ReadModelHandler,
+    VisitorKeys, WebBackend,
 };
 use app::backend::BackendHandle;
 use axum::Router;
@@ -34,20 +36,23 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Why the process could not start or serve.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("{0}")]
+    Config(String),
     #[error("{0} database")]
     Database(&'static str, #[source] DbError),
     #[error("cannot subscribe to the bus")]
     Bus(#[source] BusError),
     #[error("cannot listen on {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
-    #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
 }
 
 /// A built process, bound to its port, ready to serve.
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` and `/readyz` on their own address, when configured.
+    internal: Option<(TcpListener, Router)>,
+    timeouts: Timeouts,
     tasks: Vec<JoinHandle<()>>,
     databases: Vec<Database>,
     shutdown: Shutdown,
@@ -80,7 +85,15 @@ impl Application {
                 Bus::Memory(MemoryBus::new(config.bus_timeout.0))
             }
         };
-        let admin_token = AdminToken::from_config(config.admin_token.clone());
+        let admin_token = admin_token(&config).map_err(StartError::Config)?;
+        let trusted_proxies = TrustedProxies::parse(&config.trusted_proxies)
+            .map_err(|err| StartError::Config(format!("TRUSTED_PROXIES: {err}")))?;
+        let site = Arc::new(Site::new(trusted_proxies, &config.public_origins));
+        let timeouts = Timeouts {
+            header: config.header_timeout.0,
+            request: config.request_timeout.0,
+            shutdown: config.shutdown_timeout.0,
+        };
 
         let mut tasks = Vec::new();
         // The metrics recorder before anything records: what is recorded earlier goes nowhere.
@@ -108,7 +121,9 @@ impl Application {
             let store = CatalogStore::new(db.clone(), waker.clone());
             router = router.merge(catalog::router(CatalogState {
                 store: store.clone(),
-                admin_token: admin_token.clone(),
+                admin_token: admin_token
+                    .clone()
+                    .expect("a process running the catalog has an admin token"),
                 bus: bus.clone(),
                 topology: topology.clone(),
             }));
@@ -223,10 +238,14 @@ impl Application {
                 .await?,
             );
 
-            let catalog = match (&catalog_store, &config.catalog_url) {
-                (_, Some(url)) => CatalogClient::remote(url, admin_token.clone()),
-                (Some(store), None) => CatalogClient::Local(store.clone()),
-                (None, None) => {
+            let catalog = match (&catalog_store, &config.catalog_url, &admin_token) {
+                (_, Some(url), Some(token)) => CatalogClient::remote(url, token.clone()),
+                (_, Some(_), None) => {
+                    tracing::error!("ADMIN_TOKEN is not set: this web instance cannot reach the catalog's admin API at CATALOG_URL, so its admin pages are off; give it the catalog's ADMIN_TOKEN");
+                    CatalogClient::Missing
+                }
+                (Some(store), None, _) => CatalogClient::Local(store.clone()),
+                (None, None, _) => {
                     tracing::warn!("no CATALOG_URL: the admin pages cannot change products");
                     CatalogClient::Missing
                 }
@@ -236,27 +255,33 @@ impl Application {
                 likes: likes.clone(),
                 gallery: gallery.clone(),
                 admin_token: admin_token.clone(),
+                sessions: AdminSessions::new(db.clone()),
                 catalog,
             }));
             let keys = VisitorKeys::load_or_create(&db)
                 .await
                 .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
+            let limiter = |per_minute| {
+                let limiter = RateLimiter::new(per_minute);
+                limiter.forget_idle_until(shutdown.clone());
+                limiter
+            };
             let visitor_pages = web::router(likes, gallery)
                 .merge(web::pages::router(leptos_options, backend))
                 .layer(axum::middleware::from_fn_with_state(
-                    RateLimiter::new(config.rate_limit_likes_per_minute),
+                    limiter(config.rate_limit_likes_per_minute),
                     limits::limit_likes,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    limiter(config.rate_limit_sign_ins_per_minute),
+                    limits::limit_sign_ins,
                 ))
                 .layer(axum::middleware::from_fn_with_state(
                     visitor::Visitors {
                         keys,
-                        limiter: RateLimiter::new(config.rate_limit_visitors_per_minute),
+                        limiter: limiter(config.rate_limit_visitors_per_minute),
                     },
                     visitor::identify,
-                ))
-                // Outermost: a forged cross-site request is refused before anything runs.
-                .layer(axum::middleware::from_fn(
-                    crate::security::refuse_cross_site,
                 ));
             router = router
                 .merge(live::router(
@@ -264,7 +289,7 @@ impl Application {
                     live::SocketPolicy {
                         max_per_address: config.live_max_per_address,
                         send_timeout: config.live_send_timeout.0,
-                        public_origins: config.public_origins.clone(),
+                        site: site.clone(),
                     },
                     shutdown.clone(),
                 ))
@@ -274,15 +299,36 @@ impl Application {
             databases.push(db);
         }
 
-        router = router
-            .merge(health::router(Health {
-                databases: checks,
-                bus: bus.clone(),
-                parts,
-            }))
-            .merge(crate::observability::router(bus.clone()))
-            .layer(axum::middleware::from_fn(crate::security::headers))
-            .layer(axum::middleware::from_fn(crate::observability::observe));
+        let probes = health::router(Health {
+            databases: checks,
+            bus: bus.clone(),
+            parts,
+        })
+        .merge(crate::observability::router(bus.clone()));
+        let internal = match config.internal_addr {
+            Some(address) => {
+                let listener = TcpListener::bind(address)
+                    .await
+                    .map_err(|err| StartError::Bind(address, err))?;
+                router = router.merge(health::liveness_router());
+                tracing::info!("metrics and readiness on http://{address}");
+                Some((listener, edge_layers(probes, &site, timeouts)))
+            }
+            None => {
+                router = router.merge(probes);
+                None
+            }
+        };
+        let router = edge_layers(
+            router
+                // A forged cross-site request is refused before anything runs.
+                .layer(axum::middleware::from_fn_with_state(
+                    site.clone(),
+                    crate::edge::origin::refuse_cross_site,
+                )),
+            &site,
+            timeouts,
+        );
 
         let listener = TcpListener::bind(config.site_addr)
             .await
@@ -299,6 +345,8 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            internal,
+            timeouts,
             tasks,
             databases,
             shutdown,
@@ -324,20 +372,20 @@ impl Application {
         let Self {
             listener,
             router,
+            internal,
+            timeouts,
             tasks,
             databases,
             shutdown,
             live: _,
         } = self;
-        let mut stop = shutdown.clone();
-        // The peer address feeds the per-IP rate limits.
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { stop.wait().await })
-        .await
-        .map_err(StartError::Serve);
+        let internal = internal.map(|(listener, router)| {
+            tokio::spawn(serve::serve(listener, router, timeouts, shutdown.clone()))
+        });
+        serve::serve(listener, router, timeouts, shutdown.clone()).await;
+        if let Some(internal) = internal {
+            let _ = internal.await;
+        }
         let drained =
             tokio::time::timeout(DRAIN_TIMEOUT, futures_util::future::join_all(tasks)).await;
         if drained.is_err() {
@@ -347,8 +395,41 @@ impl Application {
             db.close().await;
         }
         tracing::info!("stopped");
-        served
+        Ok(())
     }
+}
+
+/// The administrator token: `ADMIN_TOKEN`, else (for a process running the catalog) the one kept
+/// in `ADMIN_TOKEN_FILE`; a web role alone has none without `ADMIN_TOKEN`.
+fn admin_token(config: &Config) -> Result<Option<AdminToken>, String> {
+    match config
+        .admin_token
+        .as_ref()
+        .filter(|token| !token.expose().trim().is_empty())
+    {
+        Some(token) => AdminToken::configured(token).map(Some),
+        None if config.role.runs_catalog() => {
+            AdminToken::kept_in(&config.admin_token_file).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+/// What every router of the process is wrapped in, innermost first: the client found (behind
+/// trusted proxies), request timeouts, JSON errors under `/api/`, security headers, metrics.
+fn edge_layers(router: Router, site: &Arc<Site>, timeouts: Timeouts) -> Router {
+    serve::with_request_timeouts(
+        router.layer(axum::middleware::from_fn_with_state(
+            site.clone(),
+            crate::edge::client::identify,
+        )),
+        timeouts,
+    )
+    .layer(axum::middleware::from_fn(
+        crate::edge::api_errors::json_errors,
+    ))
+    .layer(axum::middleware::from_fn(crate::security::headers))
+    .layer(axum::middleware::from_fn(crate::observability::observe))
 }
 
 /// Subscribes to `spec` and runs `handler` on its deliveries until `shutdown`.

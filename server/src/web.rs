@@ -1,17 +1,18 @@
 //! The web service (role `web`): the Leptos pages (`pages`) and their backend, visitors and
 //! their likes, the read model of the catalog's products and the in-memory gallery fed from it
-//! (`gallery`), and the client it uses for admin commands.
+//! (`gallery`), the administrators' sessions and the client it uses for admin commands.
 
+pub mod admin_sessions;
 mod backend;
 mod catalog_client;
 pub mod gallery;
 mod likes;
-pub mod limits;
 pub mod pages;
 pub mod read_model;
 mod routes;
 pub mod visitor;
 
+pub use admin_sessions::AdminSessions;
 pub use backend::WebBackend;
 pub use catalog_client::CatalogClient;
 pub use gallery::{Gallery, GalleryHandler};

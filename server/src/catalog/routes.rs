@@ -62,9 +62,22 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(Error::PayloadTooLarge)
             }
+            Err(rejection) if timed_out(&rejection) => Err(Error::Timeout),
             Err(_) => Err(Error::BadRequest("the body is not valid JSON")),
         }
     }
+}
+
+/// Whether the body stopped arriving for longer than the edge's body timeout.
+fn timed_out(rejection: &JsonRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(err) = source {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Parses `{"title": "…", "image": "…"}`; other fields are ignored.

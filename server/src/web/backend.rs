@@ -1,8 +1,9 @@
 //! The `Backend` the pages' server functions call: the in-memory gallery for the gallery, the
 //! catalog for admin commands.
 
-use super::{CatalogClient, Gallery, Likes};
+use super::{AdminSessions, CatalogClient, Gallery, Likes};
 use crate::auth::AdminToken;
+use crate::error::Error;
 use app::backend::{Backend, BoxFuture};
 use app::domain::{ProductDraft, ProductId, VisitorId};
 use app::paging::{GalleryPage, PageRequest};
@@ -12,7 +13,9 @@ use app::wire::{AppError, GalleryItem, LikeState, Product};
 pub struct WebBackend {
     pub likes: Likes,
     pub gallery: std::sync::Arc<Gallery>,
-    pub admin_token: AdminToken,
+    /// None on a web role without `ADMIN_TOKEN`: no one can sign in.
+    pub admin_token: Option<AdminToken>,
+    pub sessions: AdminSessions,
     pub catalog: CatalogClient,
 }
 
@@ -55,8 +58,33 @@ impl Backend for WebBackend {
         })
     }
 
-    fn is_admin_token(&self, candidate: &str) -> bool {
-        self.admin_token.matches(candidate)
+    fn sign_in(&self, token: String) -> BoxFuture<'_, Result<Option<String>, AppError>> {
+        Box::pin(async move {
+            let Some(admin_token) = &self.admin_token else {
+                tracing::warn!("admin sign-in refused: this web instance has no ADMIN_TOKEN");
+                return Err(AppError::Unavailable);
+            };
+            if !admin_token.matches(&token) {
+                return Ok(None);
+            }
+            Ok(Some(self.sessions.open().await.map_err(Error::from)?))
+        })
+    }
+
+    fn is_admin_session(&self, session: String) -> BoxFuture<'_, bool> {
+        Box::pin(async move {
+            match self.sessions.is_open(&session).await {
+                Ok(open) => open,
+                Err(err) => {
+                    tracing::error!(error = %crate::error::chain(&err), "cannot look up an admin session");
+                    false
+                }
+            }
+        })
+    }
+
+    fn sign_out(&self, session: String) -> BoxFuture<'_, Result<(), AppError>> {
+        Box::pin(async move { Ok(self.sessions.close(&session).await.map_err(Error::from)?) })
     }
 
     fn admin_products(&self) -> BoxFuture<'_, Result<Vec<Product>, AppError>> {

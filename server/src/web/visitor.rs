@@ -1,12 +1,14 @@
-//! Anonymous visitor identity: a random id in a signed, HttpOnly, SameSite=Lax cookie, issued on
-//! the first request without a valid one. The signing key lives in the web database, so every web
+//! Anonymous visitor identity: a random id in a signed, HttpOnly, SameSite=Lax cookie (`Secure`
+//! when the site is HTTPS), issued on the first request without a valid one. The signing key lives in the web database, so every web
 //! instance on that database and every restart accept the same cookies. A cookie whose signature
 //! does not match is ignored: its bearer becomes a new visitor.
 
 use crate::db::Database;
+use crate::edge::limits::{self, RateLimiter};
+use app::api::session::CookiePolicy;
 use app::domain::VisitorId;
 use axum::extract::{Request, State};
-use axum::http::header::{HeaderValue, SET_COOKIE};
+use axum::http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, SET_COOKIE};
 use axum::middleware::Next;
 use axum::response::Response;
 use hmac::{Hmac, Mac};
@@ -89,7 +91,7 @@ impl VisitorKeys {
 pub struct Visitors {
     pub keys: Arc<VisitorKeys>,
     /// New visitors per address.
-    pub limiter: Arc<super::limits::RateLimiter>,
+    pub limiter: Arc<RateLimiter>,
 }
 
 /// Middleware: puts the request's `VisitorId` in its extensions, issuing a cookie for a new one
@@ -105,28 +107,46 @@ pub async fn identify(
     let (visitor, is_new) = match known {
         Some(visitor) => (visitor, false),
         None => {
-            if let Some(address) = super::limits::peer(&request) {
-                if !visitors.limiter.allow(address) {
-                    tracing::info!(%address, "new-visitor rate limit reached");
-                    return super::limits::too_many();
-                }
+            if !limits::admit(&visitors.limiter, &request, "new-visitor") {
+                return limits::too_many();
             }
             let id = uuid::Uuid::new_v4().hyphenated().to_string();
             (VisitorId::parse(&id).expect("a UUID is a visitor id"), true)
         }
     };
+    let secure = request
+        .extensions()
+        .get::<CookiePolicy>()
+        .is_some_and(|policy| policy.secure);
     request.extensions_mut().insert(visitor.clone());
     let mut response = next.run(request).await;
+    let headers = response.headers_mut();
     if is_new {
         let cookie = format!(
-            "{VISITOR_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE}",
-            keys.cookie_value(&visitor)
+            "{VISITOR_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={MAX_AGE}{}",
+            keys.cookie_value(&visitor),
+            if secure { "; Secure" } else { "" }
         );
         if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(SET_COOKIE, value);
+            headers.append(SET_COOKIE, value);
         }
     }
+    // Pages and JSON show this visitor's likes (and a new visitor's answer carries its cookie):
+    // no shared cache may keep them.
+    if is_new || is_personal(headers) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    }
     response
+}
+
+/// Whether an answer is a page or JSON, which show per-visitor state (files do not).
+fn is_personal(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            value.starts_with("text/html") || value.starts_with("application/json")
+        })
 }
 
 #[cfg(test)]

@@ -202,6 +202,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
     for limit in [
         "--rate-limit-likes-per-minute",
         "--rate-limit-visitors-per-minute",
+        "--rate-limit-sign-ins-per-minute",
     ] {
         if !options.extra_args.iter().any(|arg| arg.starts_with(limit)) {
             args.push(format!("{limit}=0"));

@@ -162,7 +162,8 @@ async fn admin_server_functions_refuse_callers_without_a_session() {
         .unwrap();
     assert_eq!(refused.status(), 422);
     let body: serde_json::Value = refused.json().await.unwrap();
-    assert_eq!(body["Validation"]["field"], "image");
+    assert_eq!(body["error"], "validation");
+    assert_eq!(body["field"], "image");
     app.stop().await;
 }
 

@@ -88,6 +88,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the process runs").id()
+    }
+
     /// SIGKILL: the process ends at once, holding whatever it held.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
