@@ -45,7 +45,8 @@ pub enum BusError {
 impl BusError {
     /// Whether the broker answered and refused (a queue declared elsewhere with other
     /// arguments, missing permissions, an unknown virtual host): waiting will not fix it. A
-    /// queue still held by a connection that is going away, or a broker shutting down, passes.
+    /// queue still held by a connection that is going away, an exchange its owner has not
+    /// declared yet, or a broker shutting down, passes.
     pub fn is_refusal(&self) -> bool {
         use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
         let BusError::Amqp(err) = self else {
@@ -54,9 +55,10 @@ impl BusError {
         let lapin::ErrorKind::ProtocolError(amqp) = err.kind() else {
             return false;
         };
+        // NOT_FOUND: the other service has not declared its exchange yet.
         !matches!(
             amqp.kind(),
-            AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED)
+            AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED | AMQPSoftError::NOTFOUND)
                 | AMQPErrorKind::Hard(AMQPHardError::CONNECTIONFORCED)
         )
     }
@@ -86,10 +88,18 @@ pub enum QueueKind {
 }
 
 /// A queue, the exchange it reads from and the routing patterns that fill it.
+///
+/// What a consumer refuses goes through an exchange of the queue's own, named like its
+/// dead-letter queue (`<queue>.dead-letter`), to that queue; replays go back through it to the
+/// queue (bound with its own name). So each service writes only to exchanges and queues under its
+/// own names, never to the default exchange, which reaches every queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueSpec {
     pub queue: String,
     pub exchange: String,
+    /// Whether the subscriber declares `exchange` (its own service's); another service's is
+    /// declared by its publisher and only bound to here.
+    pub declares_exchange: bool,
     /// Topic patterns (`product.*`, `like.#`).
     pub bindings: Vec<String>,
     pub kind: QueueKind,
@@ -121,6 +131,7 @@ impl QueueSpec {
                 .dead_letter_queue()
                 .unwrap_or_else(|| dead_letter_queue_of(&self.queue)),
             exchange: String::new(),
+            declares_exchange: false,
             bindings: Vec::new(),
             kind: QueueKind::DeadLetter,
             prefetch: self.prefetch,
@@ -161,10 +172,12 @@ impl Topology {
         format!("{}.{name}", self.namespace)
     }
 
+    /// A durable queue of one service bound to the other service's `exchange`.
     fn durable(&self, name: &str, exchange: String, bindings: &[&str], prefetch: u16) -> QueueSpec {
         QueueSpec {
             queue: self.queue(name),
             exchange,
+            declares_exchange: false,
             bindings: bindings.iter().map(|b| (*b).to_owned()).collect(),
             kind: QueueKind::Durable,
             prefetch,
@@ -205,6 +218,7 @@ impl Topology {
         QueueSpec {
             queue: self.queue(&format!("web.gallery.{}", uuid::Uuid::new_v4().simple())),
             exchange: self.web_exchange(),
+            declares_exchange: true,
             bindings: vec!["gallery.changed".to_owned()],
             kind: QueueKind::Live,
             prefetch,
@@ -230,6 +244,15 @@ impl Bus {
         match self {
             Bus::Amqp(bus) => bus.publish(exchange, messages).await,
             Bus::Memory(bus) => bus.publish(exchange, messages).await,
+        }
+    }
+
+    /// Declares `exchange` (this service's own), so that the other service can bind to it
+    /// before anything is published there.
+    pub async fn declare_exchange(&self, exchange: &str) -> Result<(), BusError> {
+        match self {
+            Bus::Amqp(bus) => bus.declare_exchange(exchange).await,
+            Bus::Memory(_) => Ok(()),
         }
     }
 

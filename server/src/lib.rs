@@ -12,6 +12,7 @@
 //! - `edge`: what every request meets first: client behind trusted proxies, other sites,
 //!   rate limits, JSON errors, timeouts
 //! - `health`: `/healthz` and `/readyz`
+//! - `replay`: the admin route that puts dead letters back in their queue
 //! - `parts`: what each consumer and outbox relay is doing, for readiness and metrics
 //! - `observability`: `/metrics`, request ids and per-route request metrics
 //! - `auth`: the administrator token
@@ -32,6 +33,7 @@ pub mod health;
 pub mod live;
 pub mod observability;
 pub mod parts;
+pub mod replay;
 pub mod security;
 pub mod shutdown;
 pub mod startup;

@@ -104,6 +104,18 @@ impl Application {
         let mut router = Router::new();
         let mut live = None;
 
+        // Each service's own exchange before anything binds to it, so that the other service's
+        // queues (in this process or elsewhere) can bind at once. With the broker away, the
+        // outbox relays declare them once it is back.
+        for (runs, exchange) in [
+            (config.role.runs_catalog(), topology.catalog_exchange()),
+            (config.role.runs_web(), topology.web_exchange()),
+        ] {
+            if let (true, Err(err)) = (runs, bus.declare_exchange(&exchange).await) {
+                tracing::info!(%exchange, error = %crate::error::chain(&err), "cannot declare the exchange yet; its outbox relay will");
+            }
+        }
+
         let mut catalog_store = None;
         if config.role.runs_catalog() {
             let db = Database::connect(
@@ -124,8 +136,6 @@ impl Application {
                 admin_token: admin_token
                     .clone()
                     .expect("a process running the catalog has an admin token"),
-                bus: bus.clone(),
-                topology: topology.clone(),
             }));
             let likes = LikesHandler {
                 db: db.clone(),
@@ -299,6 +309,16 @@ impl Application {
             databases.push(db);
         }
 
+        // Dead-letter replays, for the queues of the roles this process runs (the web role's
+        // only with the admin token).
+        if let Some(token) = &admin_token {
+            let queues = crate::replay::queues(
+                &topology,
+                config.role.runs_catalog(),
+                config.role.runs_web(),
+            );
+            router = router.merge(crate::replay::router(bus.clone(), token.clone(), queues));
+        }
         let probes = health::router(Health {
             databases: checks,
             bus: bus.clone(),

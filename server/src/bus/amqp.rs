@@ -104,6 +104,27 @@ async fn connect(
     Ok((connection, channel))
 }
 
+/// Binds `queue` to `exchange` for routing key (or pattern) `key`.
+async fn bind(
+    channel: &Channel,
+    queue: &str,
+    exchange: &str,
+    key: &str,
+    limit: Duration,
+) -> Result<(), BusError> {
+    within(
+        limit,
+        channel.queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        ),
+    )
+    .await
+}
+
 async fn declare_exchange(
     channel: &Channel,
     exchange: &str,
@@ -166,6 +187,18 @@ impl AmqpBus {
         self.inner.reconnects.load(Ordering::Relaxed)
     }
 
+    /// Declares `exchange` on the publishing link, once per link.
+    pub async fn declare_exchange(&self, exchange: &str) -> Result<(), BusError> {
+        let limit = self.inner.timeout;
+        let mut slot = self.inner.publisher.lock().await;
+        let link = self.ensure_publisher(&mut slot).await?;
+        if !link.declared.contains(exchange) {
+            declare_exchange(&link.channel, exchange, limit).await?;
+            link.declared.insert(exchange.to_owned());
+        }
+        Ok(())
+    }
+
     /// Messages ready in `queue` (not those handed to a consumer and not yet acked), asked on
     /// a channel of its own: a passive declare of a queue that is gone closes its channel.
     pub async fn waiting(&self, queue: &str) -> Result<u64, BusError> {
@@ -191,8 +224,8 @@ impl AmqpBus {
         Ok(u64::from(declared?.message_count()))
     }
 
-    /// Moves every message of `queue`'s dead-letter queue `dead_letters` back to `queue`
-    /// (through the default exchange, confirmed, without the reason), one at a time, acking
+    /// Moves the messages in `queue`'s dead-letter queue `dead_letters` when asked back to
+    /// `queue` (through the dead-letter exchange, confirmed, without the reason), one at a time, acking
     /// each from the dead-letter queue only once its copy is confirmed; returns how many.
     pub async fn replay_dead_letters(
         &self,
@@ -203,13 +236,31 @@ impl AmqpBus {
         let name = format!("live-gallery replay of {dead_letters}");
         let (connection, channel) = connect(&self.inner.url, &name, limit).await?;
         let replayed = async {
-            let mut count = 0;
-            while let Some(message) = within(
+            // Only the letters there now: one refused again while the replay runs waits for
+            // the next replay instead of going round for ever.
+            let waiting = within(
                 limit,
-                channel.basic_get(dead_letters.into(), BasicGetOptions::default()),
+                channel.queue_declare(
+                    dead_letters.into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                ),
             )
             .await?
-            {
+            .message_count();
+            let mut count = 0;
+            while count < u64::from(waiting) {
+                let Some(message) = within(
+                    limit,
+                    channel.basic_get(dead_letters.into(), BasicGetOptions::default()),
+                )
+                .await?
+                else {
+                    break;
+                };
                 let delivery = message.delivery;
                 let mut headers = delivery.properties.headers().clone().unwrap_or_default();
                 let mut kept = FieldTable::default();
@@ -232,7 +283,7 @@ impl AmqpBus {
                 let confirm = within(
                     limit,
                     channel.basic_publish(
-                        "".into(),
+                        dead_letters.into(),
                         queue.into(),
                         options,
                         &delivery.data,
@@ -430,16 +481,20 @@ impl AmqpSubscription {
             channel.basic_qos(spec.prefetch, BasicQosOptions::default()),
         )
         .await?;
+        // The dead-letter exchange and queue share a name; the queue takes what is sent to the
+        // exchange under its name.
         if let Some(dead_letters) = spec.dead_letter_queue() {
+            declare_exchange(&channel, &dead_letters, limit).await?;
             let options = QueueDeclareOptions {
                 durable: true,
                 ..QueueDeclareOptions::default()
             };
             within(
                 limit,
-                channel.queue_declare(dead_letters.into(), options, FieldTable::default()),
+                channel.queue_declare(dead_letters.as_str().into(), options, FieldTable::default()),
             )
             .await?;
+            bind(&channel, &dead_letters, &dead_letters, &dead_letters, limit).await?;
         }
         let mut arguments = FieldTable::default();
         let options = match spec.kind {
@@ -454,11 +509,11 @@ impl AmqpSubscription {
                     "x-delivery-limit".into(),
                     AMQPValue::LongInt(DELIVERY_LIMIT),
                 );
-                arguments.insert(
-                    "x-dead-letter-exchange".into(),
-                    AMQPValue::LongString("".into()),
-                );
                 if let Some(dead_letters) = spec.dead_letter_queue() {
+                    arguments.insert(
+                        "x-dead-letter-exchange".into(),
+                        AMQPValue::LongString(dead_letters.as_str().into()),
+                    );
                     arguments.insert(
                         "x-dead-letter-routing-key".into(),
                         AMQPValue::LongString(dead_letters.into()),
@@ -484,21 +539,15 @@ impl AmqpSubscription {
             channel.queue_declare(spec.queue.as_str().into(), options, arguments),
         )
         .await?;
-        if !spec.bindings.is_empty() {
+        // Replayed dead letters come back through the dead-letter exchange, under this name.
+        if let (QueueKind::Durable, Some(dead_letters)) = (spec.kind, spec.dead_letter_queue()) {
+            bind(&channel, &spec.queue, &dead_letters, &spec.queue, limit).await?;
+        }
+        if spec.declares_exchange && !spec.bindings.is_empty() {
             declare_exchange(&channel, &spec.exchange, limit).await?;
         }
         for pattern in &spec.bindings {
-            within(
-                limit,
-                channel.queue_bind(
-                    spec.queue.as_str().into(),
-                    spec.exchange.as_str().into(),
-                    pattern.as_str().into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                ),
-            )
-            .await?;
+            bind(&channel, &spec.queue, &spec.exchange, pattern, limit).await?;
         }
         let consumer = within(
             limit,
@@ -739,7 +788,7 @@ impl Settle {
             let confirm = within(
                 self.timeout,
                 self.channel.basic_publish(
-                    "".into(),
+                    queue.as_str().into(),
                     queue.as_str().into(),
                     options,
                     &payload,

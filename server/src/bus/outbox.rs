@@ -219,6 +219,10 @@ impl Relay {
             .fetch_all(&mut *tx)
             .await?;
         if rows.is_empty() {
+            // Nothing to send: the exchange still exists, for the other service to bind to
+            // (once per broker connection; a lookup after that).
+            tx.rollback().await?;
+            self.bus.declare_exchange(&self.exchange).await?;
             return Ok(0);
         }
         let mut ids = Vec::with_capacity(rows.len());

@@ -1,11 +1,10 @@
-//! The admin REST API under `/api/admin/products`, `/api/admin/resync` and
-//! `/api/admin/dead-letters/{queue}/replay`. Every route needs
+//! The admin REST API under `/api/admin/products` and `/api/admin/resync` (dead-letter replays
+//! are `crate::replay`'s). Every route needs
 //! `Authorization: Bearer <ADMIN_TOKEN>`; bodies are JSON, at most 64 KiB, parsed into validated
 //! types before anything else happens.
 
 use super::CatalogStore;
 use crate::auth::{Admin, AdminToken};
-use crate::bus::{Bus, Topology};
 use crate::error::{Error, Result};
 use app::domain::{ProductDraft, ProductId, ValidationError};
 use app::wire::Product;
@@ -24,9 +23,6 @@ const BODY_LIMIT: usize = 64 * 1024;
 pub struct CatalogState {
     pub store: CatalogStore,
     pub admin_token: AdminToken,
-    /// The deployment's bus and names, for replaying dead letters.
-    pub bus: Bus,
-    pub topology: Topology,
 }
 
 impl FromRef<CatalogState> for AdminToken {
@@ -43,7 +39,6 @@ pub fn router(state: CatalogState) -> Router {
             get(show).put(replace).delete(remove),
         )
         .route("/api/admin/resync", post(resync))
-        .route("/api/admin/dead-letters/{queue}/replay", post(replay))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -158,31 +153,5 @@ async fn resync(_: Admin, State(state): State<CatalogState>) -> Result<(StatusCo
             "generation": marker.generation,
             "products": marker.products,
         })),
-    ))
-}
-
-/// Moves the dead letters of one of the deployment's durable queues (`catalog.likes`,
-/// `catalog.resync`, `web.read-model`) back into it, once their cause is fixed. 200 with how
-/// many; 404 for another name.
-#[tracing::instrument(skip_all, fields(queue = %queue))]
-async fn replay(
-    _: Admin,
-    State(state): State<CatalogState>,
-    Path(queue): Path<String>,
-) -> Result<Json<Value>> {
-    let topology = &state.topology;
-    let spec = match queue.as_str() {
-        "catalog.likes" => topology.catalog_likes(1),
-        "catalog.resync" => topology.catalog_resync(),
-        "web.read-model" => topology.web_read_model(1),
-        _ => return Err(Error::NotFound),
-    };
-    let replayed = state.bus.replay_dead_letters(&spec).await.map_err(|err| {
-        tracing::error!(error = %crate::error::chain(&err), "cannot replay dead letters");
-        Error::Unavailable
-    })?;
-    tracing::info!(replayed, "dead letters replayed");
-    Ok(Json(
-        serde_json::json!({ "queue": queue, "replayed": replayed }),
     ))
 }

@@ -166,6 +166,7 @@ async fn a_thousand_malformed_messages_per_queue_are_dead_lettered_and_good_ones
         .subscribe(&QueueSpec {
             queue: unique(&format!("{}.observer", app.namespace)),
             exchange: catalog_exchange.clone(),
+            declares_exchange: true,
             bindings: vec!["product.#".to_owned()],
             kind: QueueKind::Live,
             prefetch: 500,

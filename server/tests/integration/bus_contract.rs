@@ -24,6 +24,7 @@ fn spec(prefetch: u16) -> QueueSpec {
     QueueSpec {
         queue: unique("lg_test_queue"),
         exchange: unique("lg_test_exchange"),
+        declares_exchange: true,
         bindings: vec!["product.*".to_owned()],
         kind: QueueKind::Durable,
         prefetch,

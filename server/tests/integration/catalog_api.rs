@@ -266,6 +266,7 @@ async fn watch_catalog_events(app: &TestApp) -> Subscription {
     let spec = QueueSpec {
         queue: unique("lg_test_watch"),
         exchange: format!("{}.catalog", app.namespace),
+        declares_exchange: true,
         bindings: vec!["product.#".to_owned()],
         kind: QueueKind::Durable,
         prefetch: 10,

@@ -2,6 +2,7 @@
 //! SQLite + in-process bus). One test binary, so the server crate is linked once.
 
 mod bad_input;
+mod broker_users;
 mod burst;
 mod bus_contract;
 mod catalog_api;

@@ -31,6 +31,7 @@ async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: B
     let spec = QueueSpec {
         queue: unique("lg_test_queue"),
         exchange: unique("lg_test_exchange"),
+        declares_exchange: true,
         bindings: vec!["like.*".to_owned()],
         kind: QueueKind::Durable,
         prefetch: 10,
