@@ -119,18 +119,20 @@ pub async fn sign_out() -> Result<(), AppError> {
 /// The catalog's products, for the admin table.
 #[server(endpoint = "admin_products")]
 pub async fn admin_products() -> Result<Vec<Product>, AppError> {
+    let backend = crate::backend::backend()?;
     session::require_admin("/admin").await?;
-    crate::backend::backend()?.admin_products().await
+    backend.admin_products().await
 }
 
 /// Creates a product from the admin form.
 #[server(endpoint = "create_product")]
 pub async fn create_product(title: String, image: String) -> Result<Product, AppError> {
     let back = "/admin";
+    let backend = crate::backend::backend()?;
     session::require_admin(back).await?;
     let draft =
         ProductDraft::parse(&title, &image).map_err(|err| session::fail(back, err.into()))?;
-    let created = crate::backend::backend()?
+    let created = backend
         .create_product(draft)
         .await
         .map_err(|err| session::fail(back, err))?;
@@ -142,11 +144,12 @@ pub async fn create_product(title: String, image: String) -> Result<Product, App
 #[server(endpoint = "update_product")]
 pub async fn update_product(id: String, title: String, image: String) -> Result<Product, AppError> {
     let back = format!("/admin?edit={}", session::query_value(&id));
+    let backend = crate::backend::backend()?;
     session::require_admin(&back).await?;
     let id = ProductId::parse(&id).map_err(|err| session::fail(&back, err.into()))?;
     let draft =
         ProductDraft::parse(&title, &image).map_err(|err| session::fail(&back, err.into()))?;
-    let updated = crate::backend::backend()?
+    let updated = backend
         .update_product(id, draft)
         .await
         .map_err(|err| session::fail(&back, err))?;
@@ -158,9 +161,10 @@ pub async fn update_product(id: String, title: String, image: String) -> Result<
 #[server(endpoint = "delete_product")]
 pub async fn delete_product(id: String) -> Result<(), AppError> {
     let back = "/admin";
+    let backend = crate::backend::backend()?;
     session::require_admin(back).await?;
     let id = ProductId::parse(&id).map_err(|err| session::fail(back, err.into()))?;
-    crate::backend::backend()?
+    backend
         .delete_product(id)
         .await
         .map_err(|err| session::fail(back, err))?;
@@ -173,8 +177,9 @@ pub async fn delete_product(id: String) -> Result<(), AppError> {
 #[server(endpoint = "resync_gallery")]
 pub async fn resync_gallery() -> Result<u64, AppError> {
     let back = "/admin";
+    let backend = crate::backend::backend()?;
     session::require_admin(back).await?;
-    let products = crate::backend::backend()?
+    let products = backend
         .resync()
         .await
         .map_err(|err| session::fail(back, err))?;

@@ -15,6 +15,7 @@ pub fn AdminPage() -> impl IntoView {
         move || (sign_in.version().get(), sign_out.version().get()),
         |_| admin_session(),
     );
+    let products = products::ProductState::new(session);
     view! {
         <h1>"Admin"</h1>
         <Suspense fallback=|| view! { <p class="status">"Checking your session…"</p> }>
@@ -28,7 +29,7 @@ pub fn AdminPage() -> impl IntoView {
                                     <button type="submit">"Sign out"</button>
                                 </ActionForm>
                             </div>
-                            <products::ProductManager/>
+                            <products::ProductManager state=products/>
                             <ResyncForm/>
                         }
                             .into_any()

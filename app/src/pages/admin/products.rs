@@ -32,21 +32,60 @@ impl From<AppError> for FieldError {
     }
 }
 
+/// The product list of the admin page: `None` for a visitor who is not signed in.
+pub type AdminProducts = Resource<Result<Option<Vec<Product>>, AppError>>;
+
+/// The admin page's actions on products, and the list they change.
+#[derive(Clone, Copy)]
+pub struct ProductState {
+    pub create: ServerAction<CreateProduct>,
+    pub update: ServerAction<UpdateProduct>,
+    pub delete: ServerAction<DeleteProduct>,
+    pub products: AdminProducts,
+}
+
+impl ProductState {
+    /// Made once per page, outside any `Suspend`: the server runs a suspended view's body more
+    /// than once while resolving it, and a resource made in there would be fetched once per run
+    /// under ids the browser does not share, so the browser could hydrate another run's answer
+    /// than the one rendered. The list follows the session: fetched only when signed in.
+    pub fn new(session: Resource<Result<bool, AppError>>) -> Self {
+        let create = ServerAction::<CreateProduct>::new();
+        let update = ServerAction::<UpdateProduct>::new();
+        let delete = ServerAction::<DeleteProduct>::new();
+        let products = Resource::new(
+            move || {
+                (
+                    create.version().get(),
+                    update.version().get(),
+                    delete.version().get(),
+                )
+            },
+            move |_| async move {
+                match session.await {
+                    Ok(true) => admin_products().await.map(Some),
+                    Ok(false) => Ok(None),
+                    Err(err) => Err(err),
+                }
+            },
+        );
+        Self {
+            create,
+            update,
+            delete,
+            products,
+        }
+    }
+}
+
 #[component]
-pub fn ProductManager() -> impl IntoView {
-    let create = ServerAction::<CreateProduct>::new();
-    let update = ServerAction::<UpdateProduct>::new();
-    let delete = ServerAction::<DeleteProduct>::new();
-    let products = Resource::new(
-        move || {
-            (
-                create.version().get(),
-                update.version().get(),
-                delete.version().get(),
-            )
-        },
-        |_| admin_products(),
-    );
+pub fn ProductManager(state: ProductState) -> impl IntoView {
+    let ProductState {
+        create,
+        update,
+        delete,
+        products,
+    } = state;
     let query = use_query_map();
     let query_id = move |key: &str| {
         query
@@ -121,10 +160,11 @@ pub fn ProductManager() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="status">"Loading products…"</p> }>
                 {move || Suspend::new(async move {
                     match products.await {
-                        Ok(list) if list.is_empty() => {
+                        Ok(None) => ().into_any(),
+                        Ok(Some(list)) if list.is_empty() => {
                             view! { <p class="empty">"No products yet: add the first one above."</p> }.into_any()
                         }
-                        Ok(list) => {
+                        Ok(Some(list)) => {
                             let editing = query_id("edit");
                             let deleting = query_id("delete");
                             view! {
