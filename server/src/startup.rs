@@ -22,6 +22,7 @@ use crate::web::{
     VisitorKeys, WebBackend,
 };
 use app::backend::BackendHandle;
+use axum::http::{Extensions, HeaderMap, StatusCode, Version};
 use axum::Router;
 use leptos::config::LeptosOptions;
 use std::net::SocketAddr;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 
 /// Longest wait for background loops to finish after the server stopped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -436,7 +438,8 @@ fn admin_token(config: &Config) -> Result<Option<AdminToken>, String> {
 }
 
 /// What every router of the process is wrapped in, innermost first: the client found (behind
-/// trusted proxies), request timeouts, JSON errors under `/api/`, security headers, metrics.
+/// trusted proxies), request timeouts, JSON errors under `/api/`, security headers,
+/// compression, metrics.
 fn edge_layers(router: Router, site: &Arc<Site>, timeouts: Timeouts) -> Router {
     serve::with_request_timeouts(
         router.layer(axum::middleware::from_fn_with_state(
@@ -449,6 +452,17 @@ fn edge_layers(router: Router, site: &Arc<Site>, timeouts: Timeouts) -> Router {
         crate::edge::api_errors::json_errors,
     ))
     .layer(axum::middleware::from_fn(crate::security::headers))
+    // Pages, JSON and files in brotli or gzip for clients that take them (not tiny answers,
+    // not images, never a WebSocket handshake); `Vary: Accept-Encoding` keeps caches apart.
+    .layer(
+        tower_http::compression::CompressionLayer::new().compress_when(
+            DefaultPredicate::new().and(
+                |status: StatusCode, _: Version, _: &HeaderMap, _: &Extensions| {
+                    status != StatusCode::SWITCHING_PROTOCOLS
+                },
+            ),
+        ),
+    )
     .layer(axum::middleware::from_fn(crate::observability::observe))
 }
 

@@ -282,6 +282,38 @@ async fn metrics_and_readiness_can_live_on_an_address_of_their_own() {
     app.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_compressed_for_clients_that_take_it() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    for (accepted, expected) in [
+        ("br", Some("br")),
+        ("gzip", Some("gzip")),
+        ("identity", None),
+    ] {
+        let page = app
+            .client
+            .get(app.url("/"))
+            .header("accept-encoding", accepted)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(
+            page.headers()
+                .get("content-encoding")
+                .map(|value| value.to_str().unwrap()),
+            expected,
+            "{accepted}"
+        );
+        let vary = page.headers()["vary"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase();
+        assert!(vary.contains("accept-encoding"), "{vary}");
+    }
+    app.stop().await;
+}
+
 /// Resident memory of process `pid`, in KiB.
 fn resident_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
