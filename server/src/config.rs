@@ -79,7 +79,8 @@ pub struct Config {
     #[arg(long, env = "LEPTOS_SITE_ADDR", default_value = "127.0.0.1:3000")]
     pub site_addr: SocketAddr,
 
-    /// The catalog's database: `sqlite://path` or `postgres://…`.
+    /// The catalog's database: `sqlite://path`, `postgres://…` or `mysql://…` (TLS settings go in
+    /// the URL: `sslmode`/`sslrootcert` for PostgreSQL, `ssl-mode`/`ssl-ca` for MySQL).
     #[arg(
         long,
         env = "CATALOG_DATABASE_URL",
@@ -88,7 +89,7 @@ pub struct Config {
     )]
     pub catalog_database_url: Secret,
 
-    /// The web service's database: `sqlite://path` or `postgres://…`.
+    /// The web service's database: `sqlite://path`, `postgres://…` or `mysql://…`.
     #[arg(
         long,
         env = "WEB_DATABASE_URL",
@@ -97,13 +98,31 @@ pub struct Config {
     )]
     pub web_database_url: Secret,
 
-    /// RabbitMQ address. Unset: an in-process bus (only sensible with `--role all`).
+    /// RabbitMQ address, `amqp://…` or `amqps://…` (TLS). Unset: an in-process bus (only
+    /// sensible with `--role all`).
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<Secret>,
 
-    /// Where the web role reaches the catalog's HTTP API. Unset with `--role all`: in-process.
+    /// PEM certificates trusted for `amqps://` besides the system's roots (a private CA).
+    #[arg(long, env = "AMQP_CA_FILE")]
+    pub amqp_ca_file: Option<std::path::PathBuf>,
+
+    /// PEM client certificate for `amqps://`, for brokers that ask for one (with the key below).
+    #[arg(long, env = "AMQP_CLIENT_CERT_FILE")]
+    pub amqp_client_cert_file: Option<std::path::PathBuf>,
+
+    /// PEM private key of `AMQP_CLIENT_CERT_FILE`.
+    #[arg(long, env = "AMQP_CLIENT_KEY_FILE")]
+    pub amqp_client_key_file: Option<std::path::PathBuf>,
+
+    /// Where the web role reaches the catalog's HTTP API (`http://…` or `https://…`). Unset with
+    /// `--role all`: in-process.
     #[arg(long, env = "CATALOG_URL")]
     pub catalog_url: Option<String>,
+
+    /// PEM certificates trusted for an `https://` `CATALOG_URL` besides the system's roots.
+    #[arg(long, env = "CATALOG_CA_FILE")]
+    pub catalog_ca_file: Option<std::path::PathBuf>,
 
     /// Bearer token for admin actions, at least 32 characters. Unset: the catalog role keeps a
     /// random one in `ADMIN_TOKEN_FILE`; a web role alone has no admin pages.

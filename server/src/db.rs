@@ -1,5 +1,5 @@
-//! Database access for both services: one pool per database, SQLite or PostgreSQL chosen by the
-//! URL, and each service's own migrations run at start-up (a failed migration stops the start).
+//! Database access for both services: one pool per database, SQLite, PostgreSQL or MySQL/MariaDB
+//! chosen by the URL, and each service's own migrations run at start-up (a failed migration stops the start).
 
 use crate::config::Secret;
 use sqlx::any::{AnyPoolOptions, AnyQueryResult};
@@ -8,6 +8,9 @@ use sqlx::{AnyPool, Executor};
 use std::sync::Once;
 use std::time::Duration;
 
+pub mod sql;
+pub use sql::{Engine, Sql};
+
 /// Which service a database belongs to; each has its own tables and migrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -15,55 +18,22 @@ pub enum Service {
     Web,
 }
 
-/// The database engine behind a pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Postgres,
-    Sqlite,
-}
-
 static CATALOG_POSTGRES: Migrator = sqlx::migrate!("./migrations/catalog/postgres");
 static CATALOG_SQLITE: Migrator = sqlx::migrate!("./migrations/catalog/sqlite");
 static WEB_POSTGRES: Migrator = sqlx::migrate!("./migrations/web/postgres");
 static WEB_SQLITE: Migrator = sqlx::migrate!("./migrations/web/sqlite");
-
-/// One statement in each engine's dialect, for what the two spell differently: batches travel
-/// as one JSON array parameter (`jsonb_to_recordset` on PostgreSQL, `json_each` on SQLite), so
-/// a batch of any size is one fixed, cached statement; row locks exist on PostgreSQL only.
-#[derive(Debug, Clone, Copy)]
-pub struct Sql {
-    pub postgres: &'static str,
-    pub sqlite: &'static str,
-}
-
-impl Sql {
-    /// The statement for `engine`.
-    pub fn of(&self, engine: Engine) -> &'static str {
-        match engine {
-            Engine::Postgres => self.postgres,
-            Engine::Sqlite => self.sqlite,
-        }
-    }
-
-    /// The statement for the engine behind `conn` (inside a caller's transaction).
-    pub fn on(&self, conn: &sqlx::AnyConnection) -> &'static str {
-        let engine = match conn.backend_name() {
-            "SQLite" => Engine::Sqlite,
-            _ => Engine::Postgres,
-        };
-        self.of(engine)
-    }
-}
+static CATALOG_MYSQL: Migrator = sqlx::migrate!("./migrations/catalog/mysql");
+static WEB_MYSQL: Migrator = sqlx::migrate!("./migrations/web/mysql");
 
 /// Whether `err` will come back however often the statement is tried again: the data breaks a
-/// rule (PostgreSQL SQLSTATE classes 22 and 23, SQLite's constraint, mismatch and range codes),
+/// rule (SQLSTATE classes 22 and 23 on PostgreSQL and MySQL, SQLite's constraint, mismatch and range codes),
 /// the database is read-only (25006, SQLite's readonly codes), or a row does not decode. Lost
 /// connections, timeouts, serialization failures (40001, 40P01) and SQLite's busy and locked
 /// codes pass.
 pub fn is_lasting(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => match db.code() {
-            // PostgreSQL's SQLSTATE: five characters.
+            // PostgreSQL's and MySQL's SQLSTATE: five characters.
             Some(code) if code.len() == 5 => {
                 code.starts_with("22") || code.starts_with("23") || code == "25006"
             }
@@ -89,14 +59,27 @@ pub fn is_lasting(err: &sqlx::Error) -> bool {
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("unsupported database URL: use sqlite://path or postgres://…")]
+    #[error("unsupported database URL: use sqlite://path, postgres://… or mysql://…")]
     UnsupportedUrl,
     #[error("cannot create the directory for the SQLite file")]
     CreateDir(#[source] std::io::Error),
     #[error("cannot connect to the database")]
     Connect(#[source] sqlx::Error),
+    #[error("TLS to the database failed (see sslmode and sslrootcert for PostgreSQL, ssl-mode and ssl-ca for MySQL, in the URL)")]
+    Tls(#[source] sqlx::Error),
     #[error("migrations failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// A failed connection: a TLS failure, which waiting does not fix, or any other.
+    fn connect(err: sqlx::Error) -> Self {
+        if matches!(err, sqlx::Error::Tls(_)) || crate::tls::failure(&err).is_some() {
+            Self::Tls(err)
+        } else {
+            Self::Connect(err)
+        }
+    }
 }
 
 /// A service's database: its pool and engine. Cheap to clone.
@@ -118,6 +101,8 @@ impl Database {
         let raw = url.expose();
         let (engine, url) = if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             (Engine::Postgres, raw.to_owned())
+        } else if raw.starts_with("mysql://") || raw.starts_with("mariadb://") {
+            (Engine::MySql, raw.to_owned())
         } else if let Some(path) = raw.strip_prefix("sqlite://") {
             let file = path.split('?').next().unwrap_or_default();
             if let Some(dir) = std::path::Path::new(file)
@@ -163,13 +148,13 @@ impl Database {
         let pool = options(pool_size)
             .connect(&url)
             .await
-            .map_err(DbError::Connect)?;
+            .map_err(DbError::connect)?;
         // SQLite takes one writer at a time. Writers of this process queue for one connection
         // of their own, in order, instead of racing for the file lock and sleeping in SQLite's
         // busy handler; readers keep the other pool.
         let writer = match engine {
-            Engine::Postgres => pool.clone(),
-            Engine::Sqlite => options(1).connect(&url).await.map_err(DbError::Connect)?,
+            Engine::Postgres | Engine::MySql => pool.clone(),
+            Engine::Sqlite => options(1).connect(&url).await.map_err(DbError::connect)?,
         };
 
         let migrator = match (service, engine) {
@@ -177,6 +162,8 @@ impl Database {
             (Service::Catalog, Engine::Sqlite) => &CATALOG_SQLITE,
             (Service::Web, Engine::Postgres) => &WEB_POSTGRES,
             (Service::Web, Engine::Sqlite) => &WEB_SQLITE,
+            (Service::Catalog, Engine::MySql) => &CATALOG_MYSQL,
+            (Service::Web, Engine::MySql) => &WEB_MYSQL,
         };
         migrator.run(&pool).await.map_err(DbError::Migrate)?;
 
@@ -218,7 +205,7 @@ impl Database {
     pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.engine {
             Engine::Sqlite => self.writer.begin_with("begin immediate").await,
-            Engine::Postgres => self.pool.begin().await,
+            Engine::Postgres | Engine::MySql => self.pool.begin().await,
         }
     }
 
@@ -242,15 +229,42 @@ fn describe(url: &str, engine: Engine) -> String {
             let path = url.trim_start_matches("sqlite://");
             format!("SQLite file {}", path.split('?').next().unwrap_or(path))
         }
-        Engine::Postgres => {
+        Engine::Postgres | Engine::MySql => {
             let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
             let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            format!("PostgreSQL at {}", rest.split('?').next().unwrap_or(rest))
+            let name = if engine == Engine::Postgres {
+                "PostgreSQL"
+            } else {
+                "MySQL"
+            };
+            format!("{name} at {}", rest.split('?').next().unwrap_or(rest))
         }
     }
 }
 
-/// Milliseconds since the Unix epoch: how timestamps are stored, the same on both engines.
+/// Runs an insert and returns the id it made: through `returning id` on PostgreSQL and SQLite,
+/// and from the insert's own answer on MySQL, where sqlx cannot read the rows of a prepared
+/// `insert … returning` (so the MySQL dialect of such a statement leaves `returning` out).
+pub async fn inserted_id<'q, E>(
+    engine: Engine,
+    insert: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    executor: E,
+) -> Result<i64, sqlx::Error>
+where
+    E: Executor<'q, Database = sqlx::Any>,
+{
+    use sqlx::Row;
+    match engine {
+        Engine::MySql => insert
+            .execute(executor)
+            .await?
+            .last_insert_id()
+            .ok_or_else(|| sqlx::Error::Protocol("the insert made no id".into())),
+        Engine::Postgres | Engine::Sqlite => insert.fetch_one(executor).await?.try_get(0),
+    }
+}
+
+/// Milliseconds since the Unix epoch: how timestamps are stored, the same on every engine.
 pub fn now_millis() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     (now.unix_timestamp_nanos() / 1_000_000) as i64

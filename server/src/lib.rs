@@ -3,7 +3,9 @@
 //! Layout:
 //! - `config`: the `Config` struct (environment variables and flags)
 //! - `startup`: builds a process for its role(s) and serves it until stopped
-//! - `db`: pools, engines (SQLite, PostgreSQL) and per-service migrations
+//! - `db`: pools, engines (SQLite, PostgreSQL, MySQL/MariaDB), the per-engine SQL layer and
+//!   per-service migrations
+//! - `tls`: TLS to the broker, databases and catalog: one crypto provider, CA files
 //! - `bus`: envelope, RabbitMQ and in-process buses, consumer loop, outbox relay
 //! - `events`: the event families the services exchange (`CatalogEvent`)
 //! - `catalog`: the catalog service: product store, admin REST API
@@ -38,4 +40,5 @@ pub mod security;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 pub mod web;

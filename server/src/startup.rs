@@ -40,13 +40,17 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum StartError {
     #[error("{0}")]
     Config(String),
-    #[error("{0} database")]
+    /// The database of the setting named (`CATALOG_DATABASE_URL`, `WEB_DATABASE_URL`).
+    #[error("{0}")]
     Database(&'static str, #[source] DbError),
     #[error("cannot subscribe to the bus")]
     Bus(#[source] BusError),
     #[error("cannot listen on {0}")]
     Bind(SocketAddr, #[source] std::io::Error),
 }
+
+/// Longest wait for an answer from the catalog's HTTP API.
+const CATALOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A built process, bound to its port, ready to serve.
 pub struct Application {
@@ -69,6 +73,7 @@ impl Application {
         leptos_options: LeptosOptions,
         shutdown: Shutdown,
     ) -> Result<Self, StartError> {
+        crate::tls::install_crypto_provider();
         let topology = Topology::new(&config.bus_namespace);
         let prefetch = config.bus_prefetch;
         // An empty AMQP_URL means "not set", so a blank line in an env file keeps the embedded bus.
@@ -77,7 +82,15 @@ impl Application {
             .as_ref()
             .filter(|url| !url.expose().trim().is_empty())
         {
-            Some(url) => Bus::Amqp(AmqpBus::new(url.expose(), config.bus_timeout.0)),
+            Some(url) => {
+                let tls = crate::tls::amqp_tls(
+                    config.amqp_ca_file.as_deref(),
+                    config.amqp_client_cert_file.as_deref(),
+                    config.amqp_client_key_file.as_deref(),
+                )
+                .map_err(StartError::Config)?;
+                Bus::Amqp(AmqpBus::with_tls(url.expose(), config.bus_timeout.0, tls))
+            }
             None => {
                 if config.role != Role::All {
                     tracing::warn!(
@@ -114,6 +127,12 @@ impl Application {
             (config.role.runs_web(), topology.web_exchange()),
         ] {
             if let (true, Err(err)) = (runs, bus.declare_exchange(&exchange).await) {
+                // A broker that is away is waited for; one whose TLS fails will not get better.
+                if let Some(cause) = crate::tls::failure(&err) {
+                    return Err(StartError::Config(format!(
+                        "AMQP_URL: TLS to the broker failed: {cause} (check the port is the broker's TLS port, and AMQP_CA_FILE)"
+                    )));
+                }
                 tracing::info!(%exchange, error = %crate::error::chain(&err), "cannot declare the exchange yet; its outbox relay will");
             }
         }
@@ -126,7 +145,7 @@ impl Application {
                 config.database_pool_size,
             )
             .await
-            .map_err(|err| StartError::Database("catalog", err))?;
+            .map_err(|err| StartError::Database("CATALOG_DATABASE_URL", err))?;
             tracing::info!(
                 database = db.description(),
                 "catalog service: database ready"
@@ -191,12 +210,12 @@ impl Application {
                 config.database_pool_size,
             )
             .await
-            .map_err(|err| StartError::Database("web", err))?;
+            .map_err(|err| StartError::Database("WEB_DATABASE_URL", err))?;
             tracing::info!(database = db.description(), "web service: database ready");
             let waker = RelayWaker::default();
             web::read_model::request_resync_if_empty(&db, &waker)
                 .await
-                .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
+                .map_err(|err| StartError::Database("WEB_DATABASE_URL", DbError::Connect(err)))?;
             // The gallery's own queue exists before the gallery is loaded, so nothing committed
             // to the read model after the load can be missed.
             let hub = LiveHub::new(config.live_max_connections, config.live_buffer);
@@ -215,7 +234,7 @@ impl Application {
             let products = gallery
                 .reload(&db)
                 .await
-                .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
+                .map_err(|err| StartError::Database("WEB_DATABASE_URL", DbError::Connect(err)))?;
             tracing::info!(products, "gallery loaded from the read model");
             // Only now: a `gallery.changed` left in the outbox needs a gallery queue to go to.
             let relay = Relay {
@@ -251,7 +270,19 @@ impl Application {
             );
 
             let catalog = match (&catalog_store, &config.catalog_url, &admin_token) {
-                (_, Some(url), Some(token)) => CatalogClient::remote(url, token.clone()),
+                (_, Some(url), Some(token)) => {
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(StartError::Config(format!(
+                            "CATALOG_URL: `{url}` is not an http:// or https:// URL"
+                        )));
+                    }
+                    let http = crate::tls::catalog_http_client(
+                        config.catalog_ca_file.as_deref(),
+                        CATALOG_TIMEOUT,
+                    )
+                    .map_err(StartError::Config)?;
+                    CatalogClient::remote(url, token.clone(), http)
+                }
                 (_, Some(_), None) => {
                     tracing::error!("ADMIN_TOKEN is not set: this web instance cannot reach the catalog's admin API at CATALOG_URL, so its admin pages are off; give it the catalog's ADMIN_TOKEN");
                     CatalogClient::Missing
@@ -272,7 +303,7 @@ impl Application {
             }));
             let keys = VisitorKeys::load_or_create(&db)
                 .await
-                .map_err(|err| StartError::Database("web", DbError::Connect(err)))?;
+                .map_err(|err| StartError::Database("WEB_DATABASE_URL", DbError::Connect(err)))?;
             let limiter = |per_minute| {
                 let limiter = RateLimiter::new(per_minute);
                 limiter.forget_idle_until(shutdown.clone());
@@ -555,7 +586,9 @@ fn run_consumer<H: Handler>(
     // one writer at a time; concurrent handlers there only queue for its lock.
     let concurrency = match db.engine() {
         crate::db::Engine::Sqlite => 1,
-        crate::db::Engine::Postgres => usize::from(prefetch).clamp(1, CONSUMER_CONCURRENCY),
+        crate::db::Engine::Postgres | crate::db::Engine::MySql => {
+            usize::from(prefetch).clamp(1, CONSUMER_CONCURRENCY)
+        }
     };
     // Batching handlers take one batch at a time, of what the prefetch lets them hold.
     let (stopped, shutdown) = (part.stopped_on_drop(), shutdown.clone());

@@ -14,6 +14,7 @@ use lapin::options::{
     BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
 };
+use lapin::tcp::OwnedTLSConfig;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
@@ -41,6 +42,8 @@ pub struct AmqpBus {
 
 struct Inner {
     url: String,
+    /// For `amqps://` URLs: extra trusted certificates and a client certificate.
+    tls: OwnedTLSConfig,
     timeout: Duration,
     publisher: Mutex<Option<PublishLink>>,
     /// Connections rebuilt after a failure, for logs and metrics.
@@ -89,12 +92,17 @@ fn persistent(message_id: Option<String>) -> BasicProperties {
 /// Opens a connection named `name` (what `rabbitmqctl list_connections client_properties` and
 /// the management UI show) with one confirm-mode channel.
 async fn connect(
-    url: &str,
+    inner: &Inner,
     name: &str,
     limit: Duration,
 ) -> Result<(Connection, Channel), BusError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
-    let connection = within(limit, Connection::connect(url, properties)).await?;
+    let runtime = lapin::runtime::default_runtime()?;
+    let connection = within(
+        limit,
+        Connection::connect_with_config(&inner.url, properties, inner.tls.clone(), runtime),
+    )
+    .await?;
     let channel = within(limit, connection.create_channel()).await?;
     within(
         limit,
@@ -160,9 +168,15 @@ fn close_in_background(connection: Connection) {
 impl AmqpBus {
     /// A bus for the broker at `url`. Connects lazily, on first use.
     pub fn new(url: &str, timeout: Duration) -> Self {
+        Self::with_tls(url, timeout, OwnedTLSConfig::default())
+    }
+
+    /// A bus for the broker at `url` whose `amqps://` connections use `tls`.
+    pub fn with_tls(url: &str, timeout: Duration, tls: OwnedTLSConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
+                tls,
                 timeout,
                 publisher: Mutex::new(None),
                 reconnects: AtomicU64::new(0),
@@ -234,7 +248,7 @@ impl AmqpBus {
     ) -> Result<u64, BusError> {
         let limit = self.inner.timeout;
         let name = format!("live-gallery replay of {dead_letters}");
-        let (connection, channel) = connect(&self.inner.url, &name, limit).await?;
+        let (connection, channel) = connect(&self.inner, &name, limit).await?;
         let replayed = async {
             // Only the letters there now: one refused again while the replay runs waits for
             // the next replay instead of going round for ever.
@@ -325,12 +339,8 @@ impl AmqpBus {
             }
         }
         if slot.is_none() {
-            let (connection, channel) = connect(
-                &self.inner.url,
-                "live-gallery publisher",
-                self.inner.timeout,
-            )
-            .await?;
+            let (connection, channel) =
+                connect(&self.inner, "live-gallery publisher", self.inner.timeout).await?;
             let serial = self.inner.links.fetch_add(1, Ordering::Relaxed) + 1;
             *slot = Some(PublishLink {
                 connection,
@@ -475,7 +485,7 @@ impl AmqpSubscription {
         let limit = self.bus.inner.timeout;
         let spec = &self.spec;
         let name = format!("live-gallery consumer of {}", spec.queue);
-        let (connection, channel) = connect(&self.bus.inner.url, &name, limit).await?;
+        let (connection, channel) = connect(&self.bus.inner, &name, limit).await?;
         within(
             limit,
             channel.basic_qos(spec.prefetch, BasicQosOptions::default()),

@@ -11,7 +11,8 @@ use super::{
     topic, BusError, Delivery, OutgoingMessage, QueueKind, QueueSpec, Settle as DeliverySettle,
     DEAD_LETTER_REASON, ORIGINAL_ROUTING_KEY,
 };
-use crate::db::Database;
+use crate::db::sql::{optional_text, text};
+use crate::db::{Database, Sql};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,9 +105,27 @@ impl Confirm {
     }
 }
 
+/// The dead letters kept for one queue, oldest first.
+const KEPT: Sql = crate::shared!(
+    "select id, routing_key, message_id, payload, headers from dead_letter \
+     where queue = $1 order by id"
+);
+
+/// Keeps a dead letter; `db::inserted_id` gives its id on every engine.
+const KEEP: Sql = Sql::each(
+    "insert into dead_letter (queue, routing_key, message_id, payload, headers, \
+     created_at_ms) values ($1, $2, $3, $4, $5, $6) returning id",
+    "insert into dead_letter (queue, routing_key, message_id, payload, headers, \
+     created_at_ms) values ($1, $2, $3, $4, $5, $6) returning id",
+    "insert into dead_letter (queue, routing_key, message_id, payload, headers, \
+     created_at_ms) values (?, ?, ?, ?, ?, ?)",
+);
+
+const FORGET: Sql = crate::shared!("delete from dead_letter where id = $1");
+
 /// Removes a kept dead letter from its store.
 async fn forget(db: &Database, id: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("delete from dead_letter where id = $1")
+    sqlx::query(db.sql(&FORGET))
         .bind(id)
         .execute(db.writer())
         .await?;
@@ -166,20 +185,17 @@ impl MemoryBus {
         if lock(&self.stores).contains_key(dead_letters) {
             return Ok(());
         }
-        let rows = sqlx::query(
-            "select id, routing_key, message_id, payload, headers from dead_letter \
-             where queue = $1 order by id",
-        )
-        .bind(dead_letters)
-        .fetch_all(db.pool())
-        .await?;
+        let rows = sqlx::query(db.sql(&KEPT))
+            .bind(dead_letters)
+            .fetch_all(db.pool())
+            .await?;
         let queue = self.declare(dead_letters, true);
         for row in rows {
-            let headers: String = row.try_get("headers")?;
+            let headers = text(&row, "headers")?;
             queue.push_back(Message {
-                routing_key: row.try_get("routing_key")?,
+                routing_key: text(&row, "routing_key")?,
                 payload: row.try_get("payload")?,
-                message_id: row.try_get("message_id")?,
+                message_id: optional_text(&row, "message_id")?,
                 headers: serde_json::from_str(&headers).unwrap_or_default(),
                 redelivered: false,
                 confirm: None,
@@ -462,18 +478,14 @@ impl Settle {
         headers.insert(ORIGINAL_ROUTING_KEY.to_owned(), routing_key.to_owned());
         let mut stored = None;
         if let Some(db) = self.bus.store_of(&name) {
-            let kept = sqlx::query_scalar::<_, i64>(
-                "insert into dead_letter (queue, routing_key, message_id, payload, headers, \
-                 created_at_ms) values ($1, $2, $3, $4, $5, $6) returning id",
-            )
-            .bind(&name)
-            .bind(routing_key)
-            .bind(message_id.clone())
-            .bind(payload.clone())
-            .bind(serde_json::to_string(&headers).expect("headers serialise"))
-            .bind(crate::db::now_millis())
-            .fetch_one(db.writer())
-            .await;
+            let insert = sqlx::query(db.sql(&KEEP))
+                .bind(&name)
+                .bind(routing_key)
+                .bind(message_id.clone())
+                .bind(payload.clone())
+                .bind(serde_json::to_string(&headers).expect("headers serialise"))
+                .bind(crate::db::now_millis());
+            let kept = crate::db::inserted_id(db.engine(), insert, db.writer()).await;
             match kept {
                 Ok(id) => stored = Some(id),
                 Err(err) => {

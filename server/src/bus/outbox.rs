@@ -4,6 +4,7 @@
 //! the broker is down: the relay catches up when it returns.
 
 use super::{Bus, Envelope, Event, OutgoingMessage};
+use crate::db::sql::text;
 use crate::db::{now_millis, Database, Engine, Sql};
 use crate::shutdown::Shutdown;
 use sqlx::{AnyConnection, Row};
@@ -14,36 +15,48 @@ use tokio::sync::Notify;
 /// Rows published per round.
 const BATCH: i64 = 500;
 /// Rounds of one relay that may wait for their confirms at once while a backlog lasts
-/// (PostgreSQL).
+/// (PostgreSQL, MariaDB).
 const ROUNDS_IN_FLIGHT: usize = 3;
 /// How often the relay looks for rows when nobody woke it (another process may have written).
 const POLL: Duration = Duration::from_millis(500);
 /// Longest pause after a failed round.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-const INSERT: Sql = Sql {
-    postgres: "insert into outbox (event_id, routing_key, payload, created_at_ms) \
-               select e, k, p, $2 from jsonb_to_recordset($1::jsonb) as t(e text, k text, p text)",
-    sqlite: "insert into outbox (event_id, routing_key, payload, created_at_ms) \
-             select json_extract(value, '$.e'), json_extract(value, '$.k'), json_extract(value, '$.p'), $2 \
-             from json_each($1)",
-};
+/// Adds a batch of events, given as one JSON array parameter, in the array's order. MariaDB's
+/// `?` take the values in the order they are bound, array then time, so there the time rides in
+/// a one-row table joined after the array.
+const INSERT: Sql = Sql::each(
+    "insert into outbox (event_id, routing_key, payload, created_at_ms) \
+     select e, k, p, $2 from jsonb_to_recordset($1::jsonb) as t(e text, k text, p text)",
+    "insert into outbox (event_id, routing_key, payload, created_at_ms) \
+     select json_extract(value, '$.e'), json_extract(value, '$.k'), json_extract(value, '$.p'), $2 \
+     from json_each($1)",
+    "insert into outbox (event_id, routing_key, payload, created_at_ms) \
+     select t.e, t.k, t.p, c.at from json_table(?, '$[*]' columns(n for ordinality, \
+     e varchar(64) collate utf8mb4_bin path '$.e', k varchar(255) collate utf8mb4_bin path '$.k', \
+     p longtext collate utf8mb4_bin path '$.p')) t cross join (select ? as at) c order by t.n",
+);
 
-/// The oldest rows no other relay is publishing. On PostgreSQL the rows stay locked until the
-/// round's transaction ends, so relays of several instances on one database never publish the
-/// same row; SQLite has one process and one relay per file.
-const TAKE: Sql = Sql {
-    postgres: "select id, event_id, routing_key, payload from outbox order by id limit $1 \
-               for update skip locked",
-    sqlite: "select id, event_id, routing_key, payload from outbox order by id limit $1",
-};
+/// The oldest rows no other relay is publishing. On PostgreSQL and MariaDB the rows stay locked
+/// until the round's transaction ends, so relays of several instances on one database never
+/// publish the same row; SQLite has one process and one relay per file.
+const TAKE: Sql = Sql::each(
+    "select id, event_id, routing_key, payload from outbox order by id limit $1 \
+     for update skip locked",
+    "select id, event_id, routing_key, payload from outbox order by id limit $1",
+    "select id, event_id, routing_key, payload from outbox order by id limit ? \
+     for update skip locked",
+);
 
 /// Deletes the rows of a round by primary key (`= any` keeps PostgreSQL on the index rather
-/// than hashing a scan of the table and its dead rows).
-const DELETE: Sql = Sql {
-    postgres: "delete from outbox where id = any(cast($1 as text)::bigint[])",
-    sqlite: "delete from outbox where id in (select value from json_each($1))",
-};
+/// than hashing a scan of the table and its dead rows; on MariaDB a join does, where an `in`
+/// subquery would be run for every row).
+const DELETE: Sql = Sql::each(
+    "delete from outbox where id = any(cast($1 as text)::bigint[])",
+    "delete from outbox where id in (select value from json_each($1))",
+    "delete outbox from outbox join json_table(?, '$[*]' columns(id bigint path '$')) t \
+     on outbox.id = t.id",
+);
 
 /// A check an event's JSON must pass before it is enqueued: `(routing key, envelope)`, the
 /// problem if it does not.
@@ -131,13 +144,13 @@ struct Rounds {
 
 impl Relay {
     /// Publishes until `shutdown`; a round in progress finishes first. One loop of rounds
-    /// follows the commits; on PostgreSQL, where rounds take disjoint rows (`skip locked`),
-    /// further loops join in while a backlog lasts (after a broker outage, say), so several
-    /// rounds wait for their confirms at once then. In steady state one round at a time lets
-    /// the rows that commit meanwhile gather into the next, larger round.
+    /// follows the commits; on PostgreSQL and MariaDB, where rounds take disjoint rows (`skip
+    /// locked`), further loops join in while a backlog lasts (after a broker outage, say), so
+    /// several rounds wait for their confirms at once then. In steady state one round at a time
+    /// lets the rows that commit meanwhile gather into the next, larger round.
     pub async fn run(self, shutdown: Shutdown) {
         let loops = match self.db.engine() {
-            Engine::Postgres => ROUNDS_IN_FLIGHT,
+            Engine::Postgres | Engine::MySql => ROUNDS_IN_FLIGHT,
             Engine::Sqlite => 1,
         };
         let rounds = Arc::new(Rounds {
@@ -230,9 +243,9 @@ impl Relay {
         for row in rows {
             ids.push(row.try_get::<i64, _>("id")?);
             messages.push(OutgoingMessage {
-                message_id: row.try_get("event_id")?,
-                routing_key: row.try_get("routing_key")?,
-                payload: row.try_get::<String, _>("payload")?.into_bytes(),
+                message_id: text(&row, "event_id")?,
+                routing_key: text(&row, "routing_key")?,
+                payload: text(&row, "payload")?.into_bytes(),
             });
         }
         self.bus.publish(&self.exchange, &messages).await?;
@@ -260,6 +273,13 @@ impl Relay {
                 );
                 sqlx::query(self.db.sql(&DELETE))
                     .bind(ids)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            }
+            Engine::MySql => {
+                sqlx::query(self.db.sql(&DELETE))
+                    .bind(serde_json::to_string(&ids).expect("ids serialise"))
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

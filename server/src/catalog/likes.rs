@@ -6,7 +6,8 @@ use super::store::{era, snapshot};
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
-use crate::db::{Database, Sql};
+use crate::db::sql::text;
+use crate::db::{Database, Engine, Sql};
 use crate::events::{CatalogEvent, LikeEvent, StoredLike};
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
@@ -14,43 +15,60 @@ use std::collections::{BTreeMap, HashMap};
 /// The products of a batch that exist, locked in id order: every change to a product's likes
 /// holds its row lock until commit, so the like rows read next stay as read, and two batches
 /// (of two catalog instances) lock in the same order and never deadlock.
-const LOCK_PRODUCTS: Sql = Sql {
-    postgres: "select id from product where id in \
-               (select value::bigint from jsonb_array_elements_text($1::jsonb)) order by id for update",
-    sqlite: "select id from product where id in (select value from json_each($1)) order by id",
-};
+const LOCK_PRODUCTS: Sql = Sql::each(
+    "select id from product where id in \
+     (select value::bigint from jsonb_array_elements_text($1::jsonb)) order by id for update",
+    "select id from product where id in (select value from json_each($1)) order by id",
+    "select id from product where id in \
+     (select p from json_table(?, '$[*]' columns(p bigint path '$')) t) order by id for update",
+);
 
 /// What the catalog knows of each (product, visitor) pair of a batch.
-const CURRENT: Sql = Sql {
+const CURRENT: Sql = Sql::each(
     // Lateral: one primary-key lookup per pair, never a scan of every like.
-    postgres: "select l.product_id, l.visitor_id, l.liked, l.seq \
-               from jsonb_to_recordset($1::jsonb) as t(p bigint, v text), lateral \
-               (select product_id, visitor_id, liked, seq from product_like \
-               where product_id = t.p and visitor_id = t.v limit 1) as l",
-    sqlite: "select l.product_id, l.visitor_id, l.liked, l.seq from json_each($1) j \
-             join product_like l on l.product_id = json_extract(j.value, '$.p') \
-             and l.visitor_id = json_extract(j.value, '$.v')",
-};
+    "select l.product_id, l.visitor_id, l.liked, l.seq \
+     from jsonb_to_recordset($1::jsonb) as t(p bigint, v text), lateral \
+     (select product_id, visitor_id, liked, seq from product_like \
+     where product_id = t.p and visitor_id = t.v limit 1) as l",
+    "select l.product_id, l.visitor_id, l.liked, l.seq from json_each($1) j \
+     join product_like l on l.product_id = json_extract(j.value, '$.p') \
+     and l.visitor_id = json_extract(j.value, '$.v')",
+    // `json_table` text takes the database's default collation unless told: binary, as the key.
+    "select l.product_id, l.visitor_id, l.liked, l.seq from json_table(?, '$[*]' \
+     columns(p bigint path '$.p', v varchar(64) collate utf8mb4_bin path '$.v')) t \
+     join product_like l on l.product_id = t.p and l.visitor_id = t.v",
+);
 
-const STORE: Sql = Sql {
-    postgres: "insert into product_like (product_id, visitor_id, liked, seq) \
-               select p, v, l, s from jsonb_to_recordset($1::jsonb) as t(p bigint, v text, l bigint, s bigint) \
-               on conflict (product_id, visitor_id) do update set liked = excluded.liked, seq = excluded.seq",
-    sqlite: "insert into product_like (product_id, visitor_id, liked, seq) \
-             select json_extract(value, '$.p'), json_extract(value, '$.v'), json_extract(value, '$.l'), \
-             json_extract(value, '$.s') from json_each($1) where true \
-             on conflict (product_id, visitor_id) do update set liked = excluded.liked, seq = excluded.seq",
-};
+const STORE: Sql = Sql::each(
+    "insert into product_like (product_id, visitor_id, liked, seq) \
+     select p, v, l, s from jsonb_to_recordset($1::jsonb) as t(p bigint, v text, l bigint, s bigint) \
+     on conflict (product_id, visitor_id) do update set liked = excluded.liked, seq = excluded.seq",
+    "insert into product_like (product_id, visitor_id, liked, seq) \
+     select json_extract(value, '$.p'), json_extract(value, '$.v'), json_extract(value, '$.l'), \
+     json_extract(value, '$.s') from json_each($1) where true \
+     on conflict (product_id, visitor_id) do update set liked = excluded.liked, seq = excluded.seq",
+    "insert into product_like (product_id, visitor_id, liked, seq) \
+     select p, v, l, s from json_table(?, '$[*]' columns(p bigint path '$.p', \
+     v varchar(64) collate utf8mb4_bin path '$.v', l bigint path '$.l', s bigint path '$.s')) t \
+     on duplicate key update liked = values(liked), seq = values(seq)",
+);
 
-/// Adds each product's delta to its count and bumps its version.
-const COUNT: Sql = Sql {
-    postgres: "update product set likes = product.likes + t.d, version = product.version + 1 \
-               from jsonb_to_recordset($1::jsonb) as t(id bigint, d bigint) where product.id = t.id \
-               returning product.id, product.title, product.image, product.likes, product.version",
-    sqlite: "update product set likes = product.likes + t.d, version = product.version + 1 \
-             from (select json_extract(value, '$.id') as id, json_extract(value, '$.d') as d from json_each($1)) as t \
-             where product.id = t.id returning id, title, image, likes, version",
-};
+/// Adds each product's delta to its count and bumps its version. MariaDB has no
+/// `update … returning`: there the statement only updates, and `COUNTED` reads the rows back.
+const COUNT: Sql = Sql::each(
+    "update product set likes = product.likes + t.d, version = product.version + 1 \
+     from jsonb_to_recordset($1::jsonb) as t(id bigint, d bigint) where product.id = t.id \
+     returning product.id, product.title, product.image, product.likes, product.version",
+    "update product set likes = product.likes + t.d, version = product.version + 1 \
+     from (select json_extract(value, '$.id') as id, json_extract(value, '$.d') as d from json_each($1)) as t \
+     where product.id = t.id returning id, title, image, likes, version",
+    "update product join json_table(?, '$[*]' columns(id bigint path '$.id', d bigint path '$.d')) t \
+     on product.id = t.id set product.likes = product.likes + t.d, product.version = product.version + 1",
+);
+
+/// The products `COUNT` changed, by the same JSON array (MariaDB).
+const COUNTED: &str = "select id, title, image, likes, version from product where id in \
+     (select t.id from json_table(?, '$[*]' columns(id bigint path '$.id')) t) order by id";
 
 /// The newest change of one visitor's like of one product that a batch carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +187,7 @@ impl Handler for LikesHandler {
             .await?
         {
             stored.insert(
-                (row.try_get("product_id")?, row.try_get("visitor_id")?),
+                (row.try_get("product_id")?, text(&row, "visitor_id")?),
                 StoredLike {
                     liked: row.try_get::<i64, _>("liked")? == 1,
                     seq: row.try_get("seq")?,
@@ -196,10 +214,19 @@ impl Handler for LikesHandler {
                 .iter()
                 .map(|(id, delta)| serde_json::json!({"id": id, "d": delta}))
                 .collect();
-            let changed = sqlx::query(self.db.sql(&COUNT))
-                .bind(serde_json::Value::Array(deltas).to_string())
-                .fetch_all(&mut *tx)
-                .await?;
+            let deltas = serde_json::Value::Array(deltas).to_string();
+            let count = sqlx::query(self.db.sql(&COUNT)).bind(deltas.clone());
+            let changed = if self.db.engine() == Engine::MySql {
+                // No `update … returning` on MariaDB: read the rows back, still locked by this
+                // transaction.
+                count.execute(&mut *tx).await?;
+                sqlx::query(COUNTED)
+                    .bind(deltas)
+                    .fetch_all(&mut *tx)
+                    .await?
+            } else {
+                count.fetch_all(&mut *tx).await?
+            };
             let events = changed
                 .iter()
                 .map(|row| {

@@ -3,7 +3,8 @@
 
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
-use crate::db::{Database, Sql};
+use crate::db::sql::text;
+use crate::db::{Database, Engine, Sql};
 use crate::error::{Error, Result};
 use crate::events::{CatalogEra, CatalogEvent, ProductSnapshot, ResyncEnd, ResyncStart};
 use app::domain::{ImageUrl, ProductDraft, ProductId, ProductTitle};
@@ -22,8 +23,8 @@ pub(super) fn snapshot(row: &AnyRow, era: CatalogEra) -> Result<ProductSnapshot,
     let invalid = |err| sqlx::Error::Decode(Box::new(err));
     Ok(ProductSnapshot {
         id: ProductId::from_stored(row.try_get("id")?),
-        title: ProductTitle::parse(row.try_get("title")?).map_err(invalid)?,
-        image: ImageUrl::parse(row.try_get("image")?).map_err(invalid)?,
+        title: ProductTitle::parse(&text(row, "title")?).map_err(invalid)?,
+        image: ImageUrl::parse(&text(row, "image")?).map_err(invalid)?,
         likes: row.try_get("likes")?,
         version: row.try_get("version")?,
         epoch: era.epoch,
@@ -33,8 +34,10 @@ pub(super) fn snapshot(row: &AnyRow, era: CatalogEra) -> Result<ProductSnapshot,
 }
 
 /// The catalog's epoch and generation, read inside a transaction after its first statement on
-/// `product`: on PostgreSQL that statement waits for a resync in progress (which locks the
-/// table), so the generation read here is never older than the products the transaction sees.
+/// `product`: on PostgreSQL and MariaDB that statement waits for a resync in progress (which
+/// locks the products), so the generation read here is never older than the products the
+/// transaction sees. (MariaDB takes a transaction's snapshot at its first plain read, which
+/// thus comes after that wait too.)
 pub(super) async fn era(conn: &mut AnyConnection) -> Result<CatalogEra, sqlx::Error> {
     let row = sqlx::query("select epoch, generation from catalog_epoch")
         .fetch_one(conn)
@@ -46,19 +49,55 @@ pub(super) async fn era(conn: &mut AnyConnection) -> Result<CatalogEra, sqlx::Er
 }
 
 /// Starts a new generation: the later of the last one plus one and the time now in ms.
-const NEXT_GENERATION: Sql = Sql {
-    postgres: "update catalog_epoch set generation = \
-               greatest(generation + 1, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
-    sqlite: "update catalog_epoch set generation = \
-             max(generation + 1, cast((julianday('now') - 2440587.5) * 86400000.0 as integer))",
-};
+const NEXT_GENERATION: Sql = Sql::each(
+    "update catalog_epoch set generation = \
+     greatest(generation + 1, (extract(epoch from clock_timestamp()) * 1000)::bigint)",
+    "update catalog_epoch set generation = \
+     max(generation + 1, cast((julianday('now') - 2440587.5) * 86400000.0 as integer))",
+    "update catalog_epoch set generation = \
+     greatest(generation + 1, cast(unix_timestamp(now(3)) * 1000 as signed))",
+);
 
-/// Holds off every write to the products while a resync reads them (PostgreSQL; on SQLite the
-/// one writer already does).
-const LOCK_ALL_PRODUCTS: Sql = Sql {
-    postgres: "lock table product in exclusive mode",
-    sqlite: "select 1",
-};
+/// Holds off every write to the products while a resync reads them (on SQLite the one writer
+/// already does). MariaDB's `lock tables` would commit the transaction, so there every product
+/// row is locked instead: under REPEATABLE READ (its default) the scan's next-key locks also
+/// hold off inserts, up to the end of the table.
+const LOCK_ALL_PRODUCTS: Sql = Sql::each(
+    "lock table product in exclusive mode",
+    "select 1",
+    "select id from product for update",
+);
+
+const GET: Sql =
+    crate::shared!("select id, title, image, likes, version from product where id = $1");
+
+/// Adds a product; `db::inserted_id` gives its id on every engine.
+const CREATE: Sql = Sql::each(
+    "insert into product (title, image, likes, version) values ($1, $2, 0, 1) returning id",
+    "insert into product (title, image, likes, version) values ($1, $2, 0, 1) returning id",
+    "insert into product (title, image, likes, version) values (?, ?, 0, 1)",
+);
+
+/// Replaces a product's title and image. MariaDB has no `update … returning`: there the
+/// statement only changes the row, and `update` reads it back.
+const UPDATE: Sql = Sql::each(
+    "update product set title = $1, image = $2, version = version + 1 where id = $3 \
+     returning id, title, image, likes, version",
+    "update product set title = $1, image = $2, version = version + 1 where id = $3 \
+     returning id, title, image, likes, version",
+    "update product set title = ?, image = ?, version = version + 1 where id = ?",
+);
+
+/// The version of a product about to be deleted, locked until the deletion commits.
+const LOCK_FOR_DELETE: Sql = Sql::each(
+    "select version from product where id = $1 for update",
+    "select version from product where id = $1",
+    "select version from product where id = ? for update",
+);
+
+const DELETE: Sql = crate::shared!("delete from product where id = $1");
+
+const FORGET_LIKES: Sql = crate::shared!("delete from product_like where product_id = $1");
 
 impl CatalogStore {
     /// A store over `db` that wakes `relay` after each change.
@@ -123,7 +162,7 @@ impl CatalogStore {
     }
 
     pub async fn get(&self, id: ProductId) -> Result<Product> {
-        let row = sqlx::query("select id, title, image, likes, version from product where id = $1")
+        let row = sqlx::query(self.db.sql(&GET))
             .bind(id.get())
             .fetch_optional(self.db.pool())
             .await?
@@ -133,14 +172,14 @@ impl CatalogStore {
 
     pub async fn create(&self, draft: &ProductDraft) -> Result<Product> {
         let mut tx = self.db.begin_write().await?;
-        let row = sqlx::query(
-            "insert into product (title, image, likes, version) values ($1, $2, 0, 1) \
-             returning id, title, image, likes, version",
-        )
-        .bind(draft.title.as_str())
-        .bind(draft.image.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
+        let insert = sqlx::query(self.db.sql(&CREATE))
+            .bind(draft.title.as_str())
+            .bind(draft.image.as_str());
+        let id = crate::db::inserted_id(self.db.engine(), insert, &mut *tx).await?;
+        let row = sqlx::query(self.db.sql(&GET))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
         let created = snapshot(&row, era(&mut tx).await?)?;
         outbox::enqueue(
             &mut tx,
@@ -156,15 +195,21 @@ impl CatalogStore {
     /// Replaces the title and image.
     pub async fn update(&self, id: ProductId, draft: &ProductDraft) -> Result<Product> {
         let mut tx = self.db.begin_write().await?;
-        let row = sqlx::query(
-            "update product set title = $1, image = $2, version = version + 1 where id = $3 \
-             returning id, title, image, likes, version",
-        )
-        .bind(draft.title.as_str())
-        .bind(draft.image.as_str())
-        .bind(id.get())
-        .fetch_optional(&mut *tx)
-        .await?
+        let update = sqlx::query(self.db.sql(&UPDATE))
+            .bind(draft.title.as_str())
+            .bind(draft.image.as_str())
+            .bind(id.get());
+        let row = if self.db.engine() == Engine::MySql {
+            // No `update … returning` on MariaDB: read the row back, still locked by this
+            // transaction.
+            update.execute(&mut *tx).await?;
+            sqlx::query(self.db.sql(&GET))
+                .bind(id.get())
+                .fetch_optional(&mut *tx)
+                .await?
+        } else {
+            update.fetch_optional(&mut *tx).await?
+        }
         .ok_or(Error::NotFound)?;
         let updated = snapshot(&row, era(&mut tx).await?)?;
         outbox::enqueue(
@@ -180,13 +225,16 @@ impl CatalogStore {
 
     pub async fn delete(&self, id: ProductId) -> Result<()> {
         let mut tx = self.db.begin_write().await?;
-        let version: i64 =
-            sqlx::query_scalar("delete from product where id = $1 returning version")
-                .bind(id.get())
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(Error::NotFound)?;
-        sqlx::query("delete from product_like where product_id = $1")
+        let version: i64 = sqlx::query_scalar(self.db.sql(&LOCK_FOR_DELETE))
+            .bind(id.get())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(Error::NotFound)?;
+        sqlx::query(self.db.sql(&DELETE))
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(self.db.sql(&FORGET_LIKES))
             .bind(id.get())
             .execute(&mut *tx)
             .await?;

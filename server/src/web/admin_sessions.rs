@@ -2,8 +2,19 @@
 //! a random id per sign-in, valid for `app::api::ADMIN_SESSION_SECONDS`, ended by sign-out. The
 //! cookie holds only the id, never the administrator token, and the table only the id's hash.
 
-use crate::db::{now_millis, Database};
+use crate::db::{now_millis, Database, Sql};
 use sha2::{Digest, Sha256};
+
+const FORGET_ENDED: Sql = crate::shared!("delete from admin_session where expires_at_ms <= $1");
+
+const OPEN: Sql =
+    crate::shared!("insert into admin_session (id_hash, expires_at_ms) values ($1, $2)");
+
+const FIND_OPEN: Sql = crate::shared!(
+    "select expires_at_ms from admin_session where id_hash = $1 and expires_at_ms > $2"
+);
+
+const CLOSE: Sql = crate::shared!("delete from admin_session where id_hash = $1");
 
 /// The sessions of one web database.
 #[derive(Clone)]
@@ -30,11 +41,11 @@ impl AdminSessions {
         let now = now_millis();
         let expires = now + i64::from(app::api::ADMIN_SESSION_SECONDS) * 1000;
         let mut tx = self.db.writer().begin().await?;
-        sqlx::query("delete from admin_session where expires_at_ms <= $1")
+        sqlx::query(self.db.sql(&FORGET_ENDED))
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("insert into admin_session (id_hash, expires_at_ms) values ($1, $2)")
+        sqlx::query(self.db.sql(&OPEN))
             .bind(hash(&id))
             .bind(expires)
             .execute(&mut *tx)
@@ -45,19 +56,17 @@ impl AdminSessions {
 
     /// Whether `id` names a session that has not ended.
     pub async fn is_open(&self, id: &str) -> Result<bool, sqlx::Error> {
-        let found: Option<i64> = sqlx::query_scalar(
-            "select expires_at_ms from admin_session where id_hash = $1 and expires_at_ms > $2",
-        )
-        .bind(hash(id))
-        .bind(now_millis())
-        .fetch_optional(self.db.pool())
-        .await?;
+        let found: Option<i64> = sqlx::query_scalar(self.db.sql(&FIND_OPEN))
+            .bind(hash(id))
+            .bind(now_millis())
+            .fetch_optional(self.db.pool())
+            .await?;
         Ok(found.is_some())
     }
 
     /// Ends the session `id` on every instance.
     pub async fn close(&self, id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("delete from admin_session where id_hash = $1")
+        sqlx::query(self.db.sql(&CLOSE))
             .bind(hash(id))
             .execute(self.db.writer())
             .await?;

@@ -8,7 +8,6 @@ use app::wire::{AppError, Product};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 /// Where the catalog's admin API keeps its products.
 const PRODUCTS: &str = "/api/admin/products";
@@ -29,11 +28,8 @@ pub enum CatalogClient {
 }
 
 impl CatalogClient {
-    pub fn remote(base_url: &str, token: AdminToken) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("an HTTP client without TLS builds");
+    /// The catalog at `base_url`, reached with `http` (see `tls::catalog_http_client`).
+    pub fn remote(base_url: &str, token: AdminToken, http: reqwest::Client) -> Self {
         Self::Remote {
             base_url: base_url.trim_end_matches('/').to_owned(),
             token,

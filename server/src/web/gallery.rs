@@ -13,6 +13,7 @@
 
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::Envelope;
+use crate::db::sql::text;
 use crate::db::Database;
 use crate::events::{CatalogEvent, GalleryEvent, ProductSnapshot, Stamp};
 use crate::live::LiveHub;
@@ -379,8 +380,8 @@ impl Gallery {
                 continue;
             }
             // Rows come from validated events; one that no longer parses is left out, loudly.
-            let title = ProductTitle::parse(row.try_get("title")?);
-            let image = ImageUrl::parse(row.try_get("image")?);
+            let title = ProductTitle::parse(&text(row, "title")?);
+            let image = ImageUrl::parse(&text(row, "image")?);
             let (Ok(title), Ok(image)) = (title, image) else {
                 tracing::error!(product_id = %id, "read model row does not validate; not shown");
                 continue;

@@ -4,6 +4,7 @@
 
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
+use crate::db::sql::text;
 use crate::db::{Database, Sql};
 use crate::error::{Error, Result};
 use crate::events::{LikeChange, LikeEvent, StoredLike};
@@ -21,41 +22,56 @@ const QUEUE: usize = 4096;
 /// The batch's products that can be liked, with their counts, locked in id order: every like
 /// and unlike holds its product's row until commit, so instances sharing the database apply a
 /// product's likes one batch at a time and never deadlock.
-const LOCK_PRODUCTS: Sql = Sql {
-    postgres: "select id, visitor_likes, epoch from product where deleted = 0 and id in \
-               (select value::bigint from jsonb_array_elements_text($1::jsonb)) order by id for update",
-    sqlite: "select id, visitor_likes, epoch from product where deleted = 0 and id in \
-             (select value from json_each($1)) order by id",
-};
+const LOCK_PRODUCTS: Sql = Sql::each(
+    "select id, visitor_likes, epoch from product where deleted = 0 and id in \
+     (select value::bigint from jsonb_array_elements_text($1::jsonb)) order by id for update",
+    "select id, visitor_likes, epoch from product where deleted = 0 and id in \
+     (select value from json_each($1)) order by id",
+    "select id, visitor_likes, epoch from product where deleted = 0 and id in \
+     (select p from json_table(?, '$[*]' columns(p bigint path '$')) t) order by id for update",
+);
 
-const CURRENT: Sql = Sql {
+const CURRENT: Sql = Sql::each(
     // Lateral: one primary-key lookup per pair, never a scan of every like.
-    postgres: "select l.visitor_id, l.product_id, l.liked, l.seq \
-               from jsonb_to_recordset($1::jsonb) as t(v text, p bigint), lateral \
-               (select visitor_id, product_id, liked, seq from visitor_like \
-               where visitor_id = t.v and product_id = t.p limit 1) as l",
-    sqlite: "select l.visitor_id, l.product_id, l.liked, l.seq from json_each($1) j \
-             join visitor_like l on l.visitor_id = json_extract(j.value, '$.v') \
-             and l.product_id = json_extract(j.value, '$.p')",
-};
+    "select l.visitor_id, l.product_id, l.liked, l.seq \
+     from jsonb_to_recordset($1::jsonb) as t(v text, p bigint), lateral \
+     (select visitor_id, product_id, liked, seq from visitor_like \
+     where visitor_id = t.v and product_id = t.p limit 1) as l",
+    "select l.visitor_id, l.product_id, l.liked, l.seq from json_each($1) j \
+     join visitor_like l on l.visitor_id = json_extract(j.value, '$.v') \
+     and l.product_id = json_extract(j.value, '$.p')",
+    // `json_table` text takes the database's default collation unless told: binary, as the key.
+    "select l.visitor_id, l.product_id, l.liked, l.seq from json_table(?, '$[*]' \
+     columns(v varchar(64) collate utf8mb4_bin path '$.v', p bigint path '$.p')) t \
+     join visitor_like l on l.visitor_id = t.v and l.product_id = t.p",
+);
 
-const STORE: Sql = Sql {
-    postgres: "insert into visitor_like (visitor_id, product_id, liked, seq) \
-               select v, p, l, s from jsonb_to_recordset($1::jsonb) as t(v text, p bigint, l bigint, s bigint) \
-               on conflict (visitor_id, product_id) do update set liked = excluded.liked, seq = excluded.seq",
-    sqlite: "insert into visitor_like (visitor_id, product_id, liked, seq) \
-             select json_extract(value, '$.v'), json_extract(value, '$.p'), json_extract(value, '$.l'), \
-             json_extract(value, '$.s') from json_each($1) where true \
-             on conflict (visitor_id, product_id) do update set liked = excluded.liked, seq = excluded.seq",
-};
+const STORE: Sql = Sql::each(
+    "insert into visitor_like (visitor_id, product_id, liked, seq) \
+     select v, p, l, s from jsonb_to_recordset($1::jsonb) as t(v text, p bigint, l bigint, s bigint) \
+     on conflict (visitor_id, product_id) do update set liked = excluded.liked, seq = excluded.seq",
+    "insert into visitor_like (visitor_id, product_id, liked, seq) \
+     select json_extract(value, '$.v'), json_extract(value, '$.p'), json_extract(value, '$.l'), \
+     json_extract(value, '$.s') from json_each($1) where true \
+     on conflict (visitor_id, product_id) do update set liked = excluded.liked, seq = excluded.seq",
+    "insert into visitor_like (visitor_id, product_id, liked, seq) \
+     select v, p, l, s from json_table(?, '$[*]' columns(v varchar(64) collate utf8mb4_bin \
+     path '$.v', p bigint path '$.p', l bigint path '$.l', s bigint path '$.s')) t \
+     on duplicate key update liked = values(liked), seq = values(seq)",
+);
 
-const COUNT: Sql = Sql {
-    postgres: "update product set visitor_likes = t.n \
-               from jsonb_to_recordset($1::jsonb) as t(id bigint, n bigint) where product.id = t.id",
-    sqlite: "update product set visitor_likes = t.n \
-             from (select json_extract(value, '$.id') as id, json_extract(value, '$.n') as n from json_each($1)) as t \
-             where product.id = t.id",
-};
+const COUNT: Sql = Sql::each(
+    "update product set visitor_likes = t.n \
+     from jsonb_to_recordset($1::jsonb) as t(id bigint, n bigint) where product.id = t.id",
+    "update product set visitor_likes = t.n \
+     from (select json_extract(value, '$.id') as id, json_extract(value, '$.n') as n from json_each($1)) as t \
+     where product.id = t.id",
+    "update product join json_table(?, '$[*]' columns(id bigint path '$.id', n bigint path '$.n')) t \
+     on product.id = t.id set product.visitor_likes = t.n",
+);
+
+const LIKED_BY: Sql =
+    crate::shared!("select product_id from visitor_like where visitor_id = $1 and liked = 1");
 
 /// A like or unlike waiting for the writer.
 struct Command {
@@ -84,12 +100,10 @@ impl Likes {
     /// The products `visitor` likes now: one lookup in the like table's primary key, so a like
     /// made through any instance on this database shows everywhere at once.
     pub async fn liked_by(&self, visitor: &VisitorId) -> Result<HashSet<ProductId>> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "select product_id from visitor_like where visitor_id = $1 and liked = 1",
-        )
-        .bind(visitor.as_str())
-        .fetch_all(self.db.pool())
-        .await?;
+        let ids: Vec<i64> = sqlx::query_scalar(self.db.sql(&LIKED_BY))
+            .bind(visitor.as_str())
+            .fetch_all(self.db.pool())
+            .await?;
         Ok(ids.into_iter().map(ProductId::from_stored).collect())
     }
 
@@ -258,7 +272,7 @@ async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>
             .await?
         {
             stored.insert(
-                (row.try_get("visitor_id")?, row.try_get("product_id")?),
+                (text(&row, "visitor_id")?, row.try_get("product_id")?),
                 StoredLike {
                     liked: row.try_get::<i64, _>("liked")? == 1,
                     seq: row.try_get("seq")?,

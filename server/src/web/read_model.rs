@@ -7,7 +7,7 @@
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::outbox::{self, RelayWaker};
 use crate::bus::Envelope;
-use crate::db::{Database, Sql};
+use crate::db::{Database, Engine, Sql};
 use crate::events::{CatalogEra, CatalogEvent, GalleryEvent, ResyncEvent};
 use app::domain::ProductId;
 use std::collections::BTreeMap;
@@ -16,56 +16,105 @@ use std::collections::BTreeMap;
 /// deleted). A deletion (`x` = 1) keeps the row as a tombstone with its stamp, so only a newer
 /// stamp (a later epoch or resync) brings the id back. A row of another epoch is another
 /// product: its visitors' likes are not this one's.
-const APPLY: Sql = Sql {
-    postgres: "insert into product (id, title, image, likes, version, epoch, generation, deleted) \
-               select id, t, i, l, v, e, g, x from jsonb_to_recordset($1::jsonb) \
-               as r(id bigint, t text, i text, l bigint, v bigint, e bigint, g bigint, x bigint) \
-               on conflict (id) do update set \
-               title = case when excluded.deleted = 1 then product.title else excluded.title end, \
-               image = case when excluded.deleted = 1 then product.image else excluded.image end, \
-               likes = case when excluded.deleted = 1 then product.likes else excluded.likes end, \
-               visitor_likes = case when excluded.epoch = product.epoch then product.visitor_likes else 0 end, \
-               version = excluded.version, epoch = excluded.epoch, \
-               generation = excluded.generation, deleted = excluded.deleted \
-               where (product.epoch, product.generation, product.version, product.deleted) \
-               < (excluded.epoch, excluded.generation, excluded.version, excluded.deleted)",
-    sqlite: "insert into product (id, title, image, likes, version, epoch, generation, deleted) \
-             select json_extract(value, '$.id'), json_extract(value, '$.t'), json_extract(value, '$.i'), \
-             json_extract(value, '$.l'), json_extract(value, '$.v'), json_extract(value, '$.e'), \
-             json_extract(value, '$.g'), json_extract(value, '$.x') \
-             from json_each($1) where true \
-             on conflict (id) do update set \
-             title = case when excluded.deleted = 1 then product.title else excluded.title end, \
-             image = case when excluded.deleted = 1 then product.image else excluded.image end, \
-             likes = case when excluded.deleted = 1 then product.likes else excluded.likes end, \
-             visitor_likes = case when excluded.epoch = product.epoch then product.visitor_likes else 0 end, \
-             version = excluded.version, epoch = excluded.epoch, \
-             generation = excluded.generation, deleted = excluded.deleted \
-             where (product.epoch, product.generation, product.version, product.deleted) \
-             < (excluded.epoch, excluded.generation, excluded.version, excluded.deleted)",
-};
+///
+/// MariaDB's upsert has no `where`, so each column tests the stamp itself; and its assignments
+/// run left to right, each seeing the ones before. So the other columns come first, tested on
+/// the whole stamp, then the stamp's own columns, least significant first, each tested on itself
+/// and the more significant ones, still unchanged: when the whole stamp was older but those are
+/// equal, the column already holds the new value.
+const APPLY: Sql = Sql::each(
+    "insert into product (id, title, image, likes, version, epoch, generation, deleted) \
+     select id, t, i, l, v, e, g, x from jsonb_to_recordset($1::jsonb) \
+     as r(id bigint, t text, i text, l bigint, v bigint, e bigint, g bigint, x bigint) \
+     on conflict (id) do update set \
+     title = case when excluded.deleted = 1 then product.title else excluded.title end, \
+     image = case when excluded.deleted = 1 then product.image else excluded.image end, \
+     likes = case when excluded.deleted = 1 then product.likes else excluded.likes end, \
+     visitor_likes = case when excluded.epoch = product.epoch then product.visitor_likes else 0 end, \
+     version = excluded.version, epoch = excluded.epoch, \
+     generation = excluded.generation, deleted = excluded.deleted \
+     where (product.epoch, product.generation, product.version, product.deleted) \
+     < (excluded.epoch, excluded.generation, excluded.version, excluded.deleted)",
+    "insert into product (id, title, image, likes, version, epoch, generation, deleted) \
+     select json_extract(value, '$.id'), json_extract(value, '$.t'), json_extract(value, '$.i'), \
+     json_extract(value, '$.l'), json_extract(value, '$.v'), json_extract(value, '$.e'), \
+     json_extract(value, '$.g'), json_extract(value, '$.x') \
+     from json_each($1) where true \
+     on conflict (id) do update set \
+     title = case when excluded.deleted = 1 then product.title else excluded.title end, \
+     image = case when excluded.deleted = 1 then product.image else excluded.image end, \
+     likes = case when excluded.deleted = 1 then product.likes else excluded.likes end, \
+     visitor_likes = case when excluded.epoch = product.epoch then product.visitor_likes else 0 end, \
+     version = excluded.version, epoch = excluded.epoch, \
+     generation = excluded.generation, deleted = excluded.deleted \
+     where (product.epoch, product.generation, product.version, product.deleted) \
+     < (excluded.epoch, excluded.generation, excluded.version, excluded.deleted)",
+    "insert into product (id, title, image, likes, version, epoch, generation, deleted) \
+     select id, t, i, l, v, e, g, x from json_table(?, '$[*]' columns(id bigint path '$.id', \
+     t text collate utf8mb4_bin path '$.t', i text collate utf8mb4_bin path '$.i', \
+     l bigint path '$.l', v bigint path '$.v', e bigint path '$.e', g bigint path '$.g', \
+     x bigint path '$.x')) as r \
+     on duplicate key update \
+     title = if((epoch, generation, version, deleted) < (values(epoch), values(generation), \
+     values(version), values(deleted)) and values(deleted) = 0, values(title), title), \
+     image = if((epoch, generation, version, deleted) < (values(epoch), values(generation), \
+     values(version), values(deleted)) and values(deleted) = 0, values(image), image), \
+     likes = if((epoch, generation, version, deleted) < (values(epoch), values(generation), \
+     values(version), values(deleted)) and values(deleted) = 0, values(likes), likes), \
+     visitor_likes = if((epoch, generation, version, deleted) < (values(epoch), values(generation), \
+     values(version), values(deleted)) and values(epoch) <> epoch, 0, visitor_likes), \
+     deleted = if((epoch, generation, version, deleted) < (values(epoch), values(generation), \
+     values(version), values(deleted)), values(deleted), deleted), \
+     version = if((epoch, generation, version) < (values(epoch), values(generation), \
+     values(version)), values(version), version), \
+     generation = if((epoch, generation) < (values(epoch), values(generation)), \
+     values(generation), generation), \
+     epoch = greatest(epoch, values(epoch))",
+);
 
 /// At the end of a resync: every shown product from before the resync's generation that the
 /// catalog did not have (`$3`, a JSON array of ids) becomes a tombstone stamped with that
 /// generation and version 0, so nothing older brings it back, and its likes go: if the catalog
-/// gives the id out again, it is another product.
-const REMOVE_UNKNOWN: Sql = Sql {
-    postgres: "update product set deleted = 1, epoch = $1, generation = $2, version = 0, \
-               visitor_likes = 0 where deleted = 0 and (epoch, generation) < ($1, $2) \
-               and id not in (select value::bigint from jsonb_array_elements_text($3::jsonb)) \
-               returning id",
-    sqlite: "update product set deleted = 1, epoch = $1, generation = $2, version = 0, \
-             visitor_likes = 0 where deleted = 0 and (epoch, generation) < ($1, $2) \
-             and id not in (select value from json_each($3)) returning id",
-};
+/// gives the id out again, it is another product. MariaDB has no `update … returning`: there
+/// the statement only picks the rows (and locks them), and `MARK_REMOVED` changes them.
+const REMOVE_UNKNOWN: Sql = Sql::each(
+    "update product set deleted = 1, epoch = $1, generation = $2, version = 0, \
+     visitor_likes = 0 where deleted = 0 and (epoch, generation) < ($1, $2) \
+     and id not in (select value::bigint from jsonb_array_elements_text($3::jsonb)) \
+     returning id",
+    "update product set deleted = 1, epoch = $1, generation = $2, version = 0, \
+     visitor_likes = 0 where deleted = 0 and (epoch, generation) < ($1, $2) \
+     and id not in (select value from json_each($3)) returning id",
+    "select id from product where deleted = 0 and (epoch, generation) < (?, ?) \
+     and id not in (select t.id from json_table(?, '$[*]' columns(id bigint path '$')) t) \
+     for update",
+);
+
+/// Makes tombstones of the rows `REMOVE_UNKNOWN` picked (MariaDB): the JSON array of their ids,
+/// then the epoch and generation.
+const MARK_REMOVED: &str = "update product \
+     join json_table(?, '$[*]' columns(id bigint path '$')) t on product.id = t.id \
+     set product.deleted = 1, product.epoch = ?, product.generation = ?, product.version = 0, \
+     product.visitor_likes = 0";
 
 /// The likes of products a resync removed (`$1`, a JSON array of ids).
-const FORGET_LIKES: Sql = Sql {
-    postgres: "update visitor_like set liked = 0 where liked = 1 and product_id in \
-               (select value::bigint from jsonb_array_elements_text($1::jsonb))",
-    sqlite: "update visitor_like set liked = 0 where liked = 1 and product_id in \
-             (select value from json_each($1))",
-};
+const FORGET_LIKES: Sql = Sql::each(
+    "update visitor_like set liked = 0 where liked = 1 and product_id in \
+     (select value::bigint from jsonb_array_elements_text($1::jsonb))",
+    "update visitor_like set liked = 0 where liked = 1 and product_id in \
+     (select value from json_each($1))",
+    "update visitor_like join json_table(?, '$[*]' columns(id bigint path '$')) t \
+     on visitor_like.product_id = t.id set visitor_like.liked = 0 where visitor_like.liked = 1",
+);
+
+/// Takes `$1` as the known epoch if it is newer. MariaDB's `?` is bound once, so there the
+/// epoch comes in a one-row table.
+const ADOPT_EPOCH: Sql = Sql::each(
+    "update known_epoch set epoch = $1 where epoch < $1",
+    "update known_epoch set epoch = $1 where epoch < $1",
+    "update known_epoch join (select ? as epoch) n on known_epoch.epoch < n.epoch \
+     set known_epoch.epoch = n.epoch",
+);
 
 /// The newest event of each product in `events`, by product id (the order rows are locked in).
 /// Resync markers are left out.
@@ -163,7 +212,7 @@ impl ReadModelHandler {
         if epoch <= known {
             return Ok(known);
         }
-        let adopted = sqlx::query("update known_epoch set epoch = $1 where epoch < $1")
+        let adopted = sqlx::query(self.db.sql(&ADOPT_EPOCH))
             .bind(epoch)
             .execute(&mut *tx)
             .await?
@@ -245,8 +294,18 @@ impl Handler for ReadModelHandler {
                 .fetch_all(&mut *tx)
                 .await?;
             if !removed.is_empty() {
+                let removed_ids = serde_json::to_string(&removed).expect("ids serialise");
+                if self.db.engine() == Engine::MySql {
+                    // No `update … returning` on MariaDB: the rows were only picked and locked.
+                    sqlx::query(MARK_REMOVED)
+                        .bind(removed_ids.clone())
+                        .bind(era.epoch)
+                        .bind(era.generation)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(self.db.sql(&FORGET_LIKES))
-                    .bind(serde_json::to_string(&removed).expect("ids serialise"))
+                    .bind(removed_ids)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -3,7 +3,8 @@
 //! instance on that database and every restart accept the same cookies. A cookie whose signature
 //! does not match is ignored: its bearer becomes a new visitor.
 
-use crate::db::Database;
+use crate::db::sql::text;
+use crate::db::{Database, Sql};
 use crate::edge::limits::{self, RateLimiter};
 use app::api::session::CookiePolicy;
 use app::domain::VisitorId;
@@ -20,6 +21,15 @@ use std::sync::Arc;
 pub const VISITOR_COOKIE: &str = "lg_visitor";
 /// How long a visitor cookie lives, in seconds (a year).
 const MAX_AGE: u32 = 365 * 24 * 3600;
+
+/// Stores a fresh signing key unless the database has one already.
+const KEEP_FIRST_KEY: Sql = Sql::each(
+    "insert into web_setting (name, value) values ('visitor_cookie_key', $1) \
+     on conflict (name) do nothing",
+    "insert into web_setting (name, value) values ('visitor_cookie_key', $1) \
+     on conflict (name) do nothing",
+    "insert ignore into web_setting (name, value) values ('visitor_cookie_key', ?)",
+);
 
 /// Signs and checks visitor cookies.
 pub struct VisitorKeys {
@@ -43,14 +53,14 @@ impl VisitorKeys {
             uuid::Uuid::new_v4().simple(),
             uuid::Uuid::new_v4().simple()
         );
-        sqlx::query("insert into web_setting (name, value) values ('visitor_cookie_key', $1) on conflict (name) do nothing")
+        sqlx::query(db.sql(&KEEP_FIRST_KEY))
             .bind(fresh)
             .execute(db.writer())
             .await?;
-        let key: String =
-            sqlx::query_scalar("select value from web_setting where name = 'visitor_cookie_key'")
-                .fetch_one(db.pool())
-                .await?;
+        let row = sqlx::query("select value from web_setting where name = 'visitor_cookie_key'")
+            .fetch_one(db.pool())
+            .await?;
+        let key = text(&row, "value")?;
         Ok(Arc::new(Self {
             key: key.into_bytes(),
         }))

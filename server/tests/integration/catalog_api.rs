@@ -442,3 +442,60 @@ async fn a_separate_web_process_manages_products_through_the_catalog_api() {
     web.stop().await;
     catalog.stop().await;
 }
+
+/// Emoji (four bytes in UTF-8), scripts of every plane, right-to-left text and combining marks
+/// are stored and given back unchanged by both databases: the catalog's (admin API) and the
+/// web's read model (gallery API), created and then renamed. On MariaDB this is what utf8mb4
+/// is for; a three-byte `utf8` column refuses or mangles emoji.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_unicode_title_round_trips_through_both_databases() {
+    let app = spawn_app().await;
+    let titles = [
+        "Sunset 🌅 over the sea 🌊",
+        "東京の夜景",
+        "שקיעה בים",
+        "Ελληνικά · Кириллица · ქართული",
+        "a\u{301} e\u{301} n\u{303}",
+        "𝕬𝖑𝖕𝖍𝖆 𓀀 🀄 𝄞",
+        "👩🏽‍💻👨‍👩‍👧‍👦🏳️‍🌈",
+    ];
+    let longest = "😀".repeat(app::domain::TITLE_MAX_CHARS);
+    let visitor = app.new_visitor().await;
+    for title in titles.iter().copied().chain([longest.as_str()]) {
+        let created = app
+            .create_product(&json!({"title": title, "image": "https://images.example.com/u.png"}))
+            .await;
+        assert_eq!(created.status(), 201, "{title}");
+        let body: Value = created.json().await.unwrap();
+        assert_eq!(body["title"], title, "the answer to the create");
+        let id = body["id"].as_i64().unwrap();
+        let renamed = format!("{title} ✓");
+        let updated = app
+            .admin(Method::PUT, &format!("/{id}"))
+            .json(&json!({"title": renamed, "image": "https://images.example.com/u.png"}))
+            .send()
+            .await
+            .unwrap();
+        if title.chars().count() < app::domain::TITLE_MAX_CHARS - 1 {
+            assert_eq!(updated.status(), 200, "{renamed}");
+        } else {
+            assert_eq!(updated.status(), 422, "one character too many");
+        }
+        let expected = if updated.status() == 200 {
+            renamed
+        } else {
+            title.to_owned()
+        };
+        let stored = app.admin_products().await;
+        let stored = stored.iter().find(|p| p["id"] == id).expect("listed");
+        assert_eq!(stored["title"], expected.as_str(), "the catalog's database");
+        crate::helpers::wait_until("the read model has the title", || async {
+            visitor
+                .products()
+                .await
+                .iter()
+                .any(|p| p["id"] == id && p["title"] == expected.as_str())
+        })
+        .await;
+    }
+}

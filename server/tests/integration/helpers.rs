@@ -47,11 +47,40 @@ pub fn init_logs() {
     });
 }
 
+/// A MySQL/MariaDB account that may create databases named `lg_test_…` (override with
+/// `TEST_MYSQL_URL`; `.ci/run` makes it).
+pub fn mysql_admin_url() -> String {
+    std::env::var("TEST_MYSQL_URL").unwrap_or_else(|_| {
+        "mysql://live_gallery_test:live_gallery_test@127.0.0.1:3306/".to_owned()
+    })
+}
+
 /// Which database engine a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Postgres,
     Sqlite,
+    MySql,
+}
+
+impl Engine {
+    /// The server database the suite runs on: PostgreSQL, or MariaDB with
+    /// `TEST_DATABASE=mariadb` (`.ci/test` runs the database tests once on each).
+    pub fn server() -> Self {
+        match std::env::var("TEST_DATABASE").as_deref() {
+            Ok("mariadb" | "mysql") => Self::MySql,
+            _ => Self::Postgres,
+        }
+    }
+}
+
+/// `admin_url` with its database replaced by `name`, keeping its query (TLS settings).
+fn with_database(admin_url: &str, name: &str) -> String {
+    let (base, last) = admin_url
+        .rsplit_once('/')
+        .expect("admin URL names a database");
+    let query = last.find('?').map_or("", |at| &last[at..]);
+    format!("{base}/{name}{query}")
 }
 
 /// A fresh, empty database URL for one service of one test.
@@ -70,10 +99,23 @@ pub async fn fresh_database(engine: Engine, dir: &SqliteDir) -> String {
                 .await
                 .expect("can create a test database");
             admin.close().await;
-            let (base, _) = admin_url
-                .rsplit_once('/')
-                .expect("admin URL names a database");
-            format!("{base}/{name}")
+            with_database(&admin_url, &name)
+        }
+        Engine::MySql => {
+            let name = unique("lg_test");
+            let admin_url = mysql_admin_url();
+            let mut admin = <sqlx::MySqlConnection as sqlx::Connection>::connect(&admin_url)
+                .await
+                .expect("MariaDB is running on 127.0.0.1:3306 with the test user (see .ci/test)");
+            admin
+                .execute(
+                    format!("create database `{name}` character set utf8mb4 collate utf8mb4_bin")
+                        .as_str(),
+                )
+                .await
+                .expect("can create a test database");
+            let _ = sqlx::Connection::close(admin).await;
+            with_database(&admin_url, &name)
         }
         Engine::Sqlite => format!("sqlite://{}/{}.db", dir.0.display(), unique("db")),
     }
@@ -118,7 +160,7 @@ pub struct TestOptions {
 impl Default for TestOptions {
     fn default() -> Self {
         Self {
-            engine: Engine::Postgres,
+            engine: Engine::server(),
             rabbitmq: true,
             amqp_url: None,
             role: "all",
@@ -164,6 +206,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: TestOptions) -> TestApp {
+    try_spawn_app_with(options).await.expect("the app starts")
+}
+
+/// Starts the app, or returns why it would not start.
+pub async fn try_spawn_app_with(
+    options: TestOptions,
+) -> Result<TestApp, server::startup::StartError> {
     init_logs();
     // Every event the app enqueues must match the published schemas (`docs/schemas/`).
     server::bus::outbox::check_every_event_with(crate::schemas::check);
@@ -220,15 +269,13 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         .site_root(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))
         .build();
     let (trigger, stop) = shutdown::channel();
-    let app = Application::build(config, leptos_options, stop)
-        .await
-        .expect("the app starts");
+    let app = Application::build(config, leptos_options, stop).await?;
     let address = app.local_addr();
     let live = app.live_hub();
     let server = tokio::spawn(async move {
         app.run().await.expect("the app serves until stopped");
     });
-    TestApp {
+    Ok(TestApp {
         address,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -244,7 +291,7 @@ pub async fn spawn_app_with(options: TestOptions) -> TestApp {
         trigger,
         server: Some(server),
         _sqlite: sqlite,
-    }
+    })
 }
 
 impl TestApp {

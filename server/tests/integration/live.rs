@@ -3,8 +3,8 @@
 //! gallery behind it catches up by itself after its queue was lost.
 
 use crate::helpers::{
-    connection_named, fresh_database, rabbitmqctl, spawn_app, spawn_app_with, wait_until, Engine,
-    SqliteDir, TestOptions,
+    connection_named, database, fresh_database, rabbitmqctl, spawn_app, spawn_app_with, wait_until,
+    Engine, SqliteDir, TestOptions,
 };
 use app::domain::ProductId;
 use app::live::LiveMessage;
@@ -262,14 +262,13 @@ async fn after_its_queue_is_made_anew_the_gallery_loads_what_it_missed() {
     let id = app.create_visible_product("Before").await;
     let mut live = app.connect_live().await.expect("a live socket");
 
-    let web = sqlx::PgPool::connect(&app.web_database)
-        .await
-        .expect("the web database");
-    sqlx::query("update product set title = 'Missed', version = version + 1000 where id = $1")
-        .bind(id)
-        .execute(&web)
-        .await
-        .expect("updated");
+    let web = database(&app.web_database).await;
+    sqlx::query(&format!(
+        "update product set title = 'Missed', version = version + 1000 where id = {id}"
+    ))
+    .execute(&web)
+    .await
+    .expect("updated");
     // Nothing polls the read model: the gallery shows what it was told.
     let listed = app.get("/api/products").await.text().await.expect("a body");
     assert!(

@@ -25,3 +25,4 @@ mod schemas;
 mod security;
 mod sessions;
 mod storm;
+mod tls;
