@@ -309,6 +309,7 @@ impl Application {
                 limiter.forget_idle_until(shutdown.clone());
                 limiter
             };
+            let files = web::files::router(std::path::Path::new(&*leptos_options.site_root));
             let visitor_pages = web::router(likes, gallery)
                 .merge(web::pages::router(leptos_options, backend))
                 .layer(axum::middleware::from_fn_with_state(
@@ -327,6 +328,7 @@ impl Application {
                     visitor::identify,
                 ));
             router = router
+                .merge(files)
                 .merge(live::router(
                     hub.clone(),
                     live::SocketPolicy {

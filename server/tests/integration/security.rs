@@ -1,7 +1,7 @@
 //! Security by default: headers on every answer, a script-nonce policy on pages, cross-site
 //! requests refused, markup in titles shown as text.
 
-use crate::helpers::{spawn_app_with, TestOptions};
+use crate::helpers::{set_cookie, spawn_app_with, TestOptions};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,4 +182,44 @@ async fn one_address_gets_429_beyond_its_likes_and_new_visitors_per_minute() {
         "the refused like changed nothing"
     );
     app.stop().await;
+}
+
+/// The site's files are answered without the visitor machinery: a cookieless request for the
+/// stylesheet, the script or an image makes no visitor (no `Set-Cookie`), so a shared cache may
+/// keep the answer (`public`, revalidated by `Last-Modified`); the page itself still makes one.
+#[tokio::test]
+async fn files_make_no_visitor_and_may_be_kept_by_shared_caches() {
+    let app = spawn_app_with(TestOptions::embedded()).await;
+    for path in [
+        "/pkg/live-gallery.css",
+        "/pkg/live-gallery.js",
+        "/favicon.svg",
+        "/samples/dawn.svg",
+    ] {
+        let file = app.get(path).await;
+        assert_eq!(file.status(), 200, "{path}");
+        assert!(
+            file.headers().get("set-cookie").is_none(),
+            "{path} sets no cookie"
+        );
+        assert_eq!(
+            file.headers()["cache-control"],
+            "public, no-cache",
+            "{path}"
+        );
+        let modified = file.headers()["last-modified"].clone();
+        let again = app
+            .client
+            .get(app.url(path))
+            .header("if-modified-since", modified)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 304, "{path} revalidates");
+    }
+    let page = app.get("/").await;
+    assert!(
+        set_cookie(&page, "lg_visitor").is_some(),
+        "a page still makes a visitor"
+    );
 }
