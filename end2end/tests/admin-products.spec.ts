@@ -97,3 +97,16 @@ test('the administrator asks for a resync and every product stays in the gallery
   );
   await expectInGallery(page, title, true);
 });
+
+test('the form shows a preview of the image address once typing pauses, and none for a bad one', async ({ admin, baseURL }) => {
+  await admin.open();
+  await admin.signIn(adminToken);
+  await expect(admin.signedIn).toBeVisible();
+  const field = admin.createForm.getByLabel('Image URL');
+  const preview = admin.createForm.locator('.preview img');
+  await field.pressSequentially(imageUrl(baseURL, 'preview'), { delay: 5 });
+  await expect(preview).toHaveAttribute('src', imageUrl(baseURL, 'preview'));
+  await expect.poll(() => preview.evaluate((image: HTMLImageElement) => image.complete && image.naturalWidth > 0)).toBe(true);
+  await field.fill('javascript:alert(1)');
+  await expect(preview).toHaveCount(0);
+});

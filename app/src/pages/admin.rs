@@ -15,7 +15,9 @@ pub fn AdminPage() -> impl IntoView {
         move || (sign_in.version().get(), sign_out.version().get()),
         |_| admin_session(),
     );
-    let products = products::ProductState::new(session);
+    let products = products::ProductState::new(session, move || {
+        (sign_in.version().get(), sign_out.version().get())
+    });
     view! {
         <h1>"Admin"</h1>
         <Suspense fallback=|| view! { <p class="status">"Checking your session…"</p> }>

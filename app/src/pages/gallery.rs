@@ -335,6 +335,34 @@ fn MoreLink(page: Page) -> impl IntoView {
     }
 }
 
+/// A like count that people notice change: announced politely to screen readers, and flashed
+/// briefly (a highlight that `prefers-reduced-motion` keeps still) each time it changes after the
+/// first view. Two identical animations take turns so that every change starts one afresh.
+#[component]
+fn LikeCount(likes: impl Fn() -> i64 + Copy + Send + Sync + 'static) -> impl IntoView {
+    let changes = RwSignal::new(0u32);
+    let first = StoredValue::new(None::<i64>);
+    Effect::new(move |_| {
+        let now = likes();
+        match first.get_value() {
+            Some(before) if before != now => changes.update(|n| *n += 1),
+            _ => {}
+        }
+        first.set_value(Some(now));
+    });
+    let class = move || match changes.get() {
+        0 => "count",
+        n if n % 2 == 1 => "count changed-a",
+        _ => "count changed-b",
+    };
+    view! {
+        <span class="likes-live" aria-live="polite" aria-atomic="true">
+            <span class=class>{likes}</span>
+            <span>{move || if likes() == 1 { " like" } else { " likes" }}</span>
+        </span>
+    }
+}
+
 /// One picture with its title, like count and like button, read from the page's state.
 #[component]
 fn ProductCard(id: ProductId, page: Page) -> AnyView {
@@ -354,13 +382,18 @@ fn ProductCard(id: ProductId, page: Page) -> AnyView {
 
     view! {
         <li class="card" data-product-id=id.to_string()>
-            <img
-                src=move || read(|item| item.product.image.as_str().to_owned())
-                alt=title
-                loading="lazy"
-                width="320"
-                height="240"
-            />
+            // Where the picture cannot be loaded, its placeholder shows the title (`data-title`,
+            // see the stylesheet); the card's heading names the picture for everyone.
+            <div class="picture" aria-hidden="true">
+                <img
+                    src=move || read(|item| item.product.image.as_str().to_owned())
+                    data-title=title
+                    alt=""
+                    loading="lazy"
+                    width="320"
+                    height="240"
+                />
+            </div>
             <h2>{title}</h2>
             <form class="like" method="post" action="/api/set_like">
                 <input type="hidden" name="id" value=id.to_string()/>
@@ -371,10 +404,10 @@ fn ProductCard(id: ProductId, page: Page) -> AnyView {
                     aria-label=move || format!("Like {}", title())
                     on:click=on_click
                 >
-                    <span aria-hidden="true">{move || if liked() { "♥" } else { "♡" }}</span>
+                    // The glyph is checked for contrast like any text; the label names the button.
+                    <span class="heart">{move || if liked() { "♥" } else { "♡" }}</span>
                 </button>
-                <span class="count">{likes}</span>
-                <span>{move || if likes() == 1 { " like" } else { " likes" }}</span>
+                <LikeCount likes/>
             </form>
             {move || problem().map(|message| view! { <p role="alert" class="error">{message}</p> })}
         </li>

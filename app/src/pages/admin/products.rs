@@ -10,6 +10,9 @@ use leptos::html::Form;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
+/// How long typing must pause before the image preview follows the field.
+const PREVIEW_PAUSE: std::time::Duration = std::time::Duration::from_millis(400);
+
 /// An error to show, and which field it belongs to (`form` for the form as a whole).
 #[derive(Clone, Debug, PartialEq)]
 struct FieldError {
@@ -49,13 +52,20 @@ impl ProductState {
     /// than once while resolving it, and a resource made in there would be fetched once per run
     /// under ids the browser does not share, so the browser could hydrate another run's answer
     /// than the one rendered. The list follows the session: fetched only when signed in.
-    pub fn new(session: Resource<Result<bool, AppError>>) -> Self {
+    ///
+    /// `signed` counts sign-ins and sign-outs, so that the list is fetched again after either
+    /// (awaiting `session` alone does not make the list follow it).
+    pub fn new(
+        session: Resource<Result<bool, AppError>>,
+        signed: impl Fn() -> (usize, usize) + Send + Sync + 'static,
+    ) -> Self {
         let create = ServerAction::<CreateProduct>::new();
         let update = ServerAction::<UpdateProduct>::new();
         let delete = ServerAction::<DeleteProduct>::new();
         let products = Resource::new(
             move || {
                 (
+                    signed(),
                     create.version().get(),
                     update.version().get(),
                     delete.version().get(),
@@ -304,9 +314,33 @@ fn ProductFields(
     image: String,
     error: Signal<Option<FieldError>>,
 ) -> impl IntoView {
+    // What the image field holds once typing pauses, for the preview beside it: a picture is
+    // not fetched for every half-typed address.
+    let typed = RwSignal::new(image.clone());
+    let preview = move || {
+        typed
+            .with(|raw| crate::domain::ImageUrl::parse(raw).ok())
+            .map(|url| {
+                view! {
+                    <figure class="preview">
+                        <img src=url.as_str().to_owned() alt="" width="160" height="120"/>
+                        <figcaption>"Preview"</figcaption>
+                    </figure>
+                }
+            })
+    };
     view! {
         <Field id=format!("{prefix}-title") name="title" label="Title" kind="text" value=title error/>
-        <Field id=format!("{prefix}-image") name="image" label="Image URL" kind="url" value=image error/>
+        <Field
+            id=format!("{prefix}-image")
+            name="image"
+            label="Image URL"
+            kind="url"
+            value=image
+            error
+            typed
+        />
+        {preview}
         <FormError error/>
     }
 }
@@ -321,8 +355,13 @@ fn Field(
     /// The form's error; shown here when it names this field. Read through closures only, so
     /// nothing reactive is owned by this row (the table re-renders it freely).
     error: Signal<Option<FieldError>>,
+    /// Kept up to date with what is typed, when given.
+    #[prop(optional)]
+    typed: Option<RwSignal<String>>,
 ) -> impl IntoView {
     let error_id = format!("{id}-error");
+    // Counts the edits, so that only the last one of a burst of typing reaches `typed`.
+    let edits = StoredValue::new(0u64);
     let message = move || {
         error
             .get()
@@ -340,6 +379,22 @@ fn Field(
                 required
                 aria-invalid=move || message().is_some().to_string()
                 aria-describedby=error_id.clone()
+                on:input=move |ev| {
+                    if let Some(typed) = typed {
+                        let value = event_target_value(&ev);
+                        let this_edit = edits.get_value() + 1;
+                        edits.set_value(this_edit);
+                        // The form may be gone by then (saved, cancelled): `try_` leaves it be.
+                        set_timeout(
+                            move || {
+                                if edits.try_get_value() == Some(this_edit) {
+                                    let _ = typed.try_set(value);
+                                }
+                            },
+                            PREVIEW_PAUSE,
+                        );
+                    }
+                }
             />
             <p class="field-error" id=error_id>{message}</p>
         </div>
