@@ -65,6 +65,36 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// A client certificate of this authority; writes it and its key to files, returns their paths.
+    fn client_certificate_files(&self) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "live-gallery catalog");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("a client key");
+        let certificate = params.signed_by(&key, &self.issuer).expect("signed");
+        let (cert_path, key_path) = (
+            self.dir.0.join("client.pem"),
+            self.dir.0.join("client-key.pem"),
+        );
+        std::fs::write(&cert_path, certificate.pem()).expect("write the client certificate");
+        std::fs::write(&key_path, key.serialize_pem()).expect("write the client key");
+        (cert_path, key_path)
+    }
+
+    /// The authority as rustls roots, for a server that checks client certificates.
+    fn roots(&self) -> rustls::RootCertStore {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in rustls::pki_types::CertificateDer::pem_slice_iter(self.pem.as_bytes()) {
+            roots.add(certificate.expect("PEM")).expect("a root");
+        }
+        roots
+    }
+}
+
 /// What the proxy expects before the TLS handshake.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Preamble {
@@ -87,20 +117,41 @@ impl TlsProxy {
         certificate: &ServerCertificate,
         preamble: Preamble,
     ) -> Self {
+        Self::start_with(upstream, certificate, preamble, None).await
+    }
+
+    /// A proxy that also asks every client for a certificate of `clients`, when given.
+    async fn start_with(
+        upstream: SocketAddr,
+        certificate: &ServerCertificate,
+        preamble: Preamble,
+        clients: Option<&TestCa>,
+    ) -> Self {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let chain = CertificateDer::pem_slice_iter(certificate.chain.as_bytes())
             .collect::<Result<Vec<_>, _>>()
             .expect("PEM chain");
         let key = PrivateKeyDer::from_pem_slice(certificate.key.as_bytes()).expect("PEM key");
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("a server config");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions");
+        let builder = match clients {
+            Some(clients) => {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(clients.roots()),
+                    provider,
+                )
+                .build()
+                .expect("a client verifier");
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(chain, key)
+            .expect("a server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("bound");
@@ -193,6 +244,55 @@ async fn a_like_travels_over_amqps_end_to_end() {
         proxy.handshakes()
     );
     assert!(app.miscounted().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_broker_that_asks_for_a_client_certificate_gets_the_configured_one() {
+    let ca = TestCa::new();
+    let proxy = TlsProxy::start_with(
+        RABBITMQ.parse().unwrap(),
+        &ca.server_certificate(false),
+        Preamble::None,
+        Some(&ca),
+    )
+    .await;
+    // Without a client certificate the broker's endpoint refuses the handshake: the start stops.
+    let err = try_spawn_app_with(TestOptions {
+        amqp_url: Some(amqps_through(&proxy)),
+        extra_args: vec![format!("--amqp-ca-file={}", ca.file().display())],
+        ..TestOptions::default()
+    })
+    .await
+    .err()
+    .expect("the start stops without a client certificate");
+    let message = server::error::chain(&err).to_string();
+    assert!(
+        message.starts_with("AMQP_URL: TLS to the broker failed"),
+        "{message}"
+    );
+
+    let (cert, key) = ca.client_certificate_files();
+    let app = spawn_app_with(TestOptions {
+        amqp_url: Some(amqps_through(&proxy)),
+        extra_args: vec![
+            format!("--amqp-ca-file={}", ca.file().display()),
+            format!("--amqp-client-cert-file={}", cert.display()),
+            format!("--amqp-client-key-file={}", key.display()),
+        ],
+        ..TestOptions::default()
+    })
+    .await;
+    let id = app.create_visible_product("Client certificate").await;
+    let visitor = app.new_visitor().await;
+    assert_eq!(visitor.like(id).await.status(), 200);
+    wait_until("the catalog counts the like", || async {
+        app.catalog_likes().await.get(&id) == Some(&1)
+    })
+    .await;
+    assert!(
+        proxy.handshakes() >= 2,
+        "connections went through the proxy"
+    );
 }
 
 #[tokio::test]
