@@ -98,8 +98,8 @@ pub struct Config {
     )]
     pub web_database_url: Secret,
 
-    /// RabbitMQ address, `amqp://…` or `amqps://…` (TLS). Unset: an in-process bus (only
-    /// sensible with `--role all`).
+    /// RabbitMQ address, `amqp://…` or `amqps://…` (TLS); several (a cluster's nodes) separated
+    /// by commas, tried in turn. Unset: an in-process bus (only sensible with `--role all`).
     #[arg(long, env = "AMQP_URL", hide_env_values = true)]
     pub amqp_url: Option<Secret>,
 

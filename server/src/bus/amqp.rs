@@ -41,7 +41,11 @@ pub struct AmqpBus {
 }
 
 struct Inner {
-    url: String,
+    /// The broker's addresses (`AMQP_URL`, comma-separated): nodes of one cluster.
+    urls: Vec<String>,
+    /// The address that answered last: every new connection tries it first, then the others in
+    /// order, so connections follow a node that answers and leave one that died.
+    preferred: std::sync::atomic::AtomicUsize,
     /// For `amqps://` URLs: extra trusted certificates and a client certificate.
     tls: OwnedTLSConfig,
     timeout: Duration,
@@ -96,11 +100,45 @@ async fn connect(
     name: &str,
     limit: Duration,
 ) -> Result<(Connection, Channel), BusError> {
+    let first = inner.preferred.load(Ordering::Relaxed);
+    let count = inner.urls.len();
+    let mut failure = None;
+    for index in (first..first + count).map(|n| n % count) {
+        match connect_to(inner, &inner.urls[index], name, limit).await {
+            Ok(link) => {
+                inner.preferred.store(index, Ordering::Relaxed);
+                return Ok(link);
+            }
+            Err(err) => {
+                if count > 1 {
+                    tracing::info!(address = %describe(&inner.urls[index]), error = %crate::error::chain(&err), "broker address did not answer; trying the next");
+                }
+                // A TLS failure is what the caller must see (it stops a start), whatever the
+                // addresses after it answered.
+                if failure
+                    .as_ref()
+                    .is_none_or(|kept: &BusError| crate::tls::failure(kept).is_none())
+                {
+                    failure = Some(err);
+                }
+            }
+        }
+    }
+    Err(failure.expect("at least one address"))
+}
+
+/// `connect` to one address.
+async fn connect_to(
+    inner: &Inner,
+    url: &str,
+    name: &str,
+    limit: Duration,
+) -> Result<(Connection, Channel), BusError> {
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     let runtime = lapin::runtime::default_runtime()?;
     let connection = within(
         limit,
-        Connection::connect_with_config(&inner.url, properties, inner.tls.clone(), runtime),
+        Connection::connect_with_config(url, properties, inner.tls.clone(), runtime),
     )
     .await?;
     let channel = within(limit, connection.create_channel()).await?;
@@ -110,6 +148,13 @@ async fn connect(
     )
     .await?;
     Ok((connection, channel))
+}
+
+/// "host:port/vhost" of a broker URL, without credentials or options.
+fn describe(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('?').next().unwrap_or(rest).to_owned()
 }
 
 /// Binds `queue` to `exchange` for routing key (or pattern) `key`.
@@ -171,11 +216,23 @@ impl AmqpBus {
         Self::with_tls(url, timeout, OwnedTLSConfig::default())
     }
 
-    /// A bus for the broker at `url` whose `amqps://` connections use `tls`.
+    /// A bus for the broker at `url` (one address, or several separated by commas) whose
+    /// `amqps://` connections use `tls`.
     pub fn with_tls(url: &str, timeout: Duration, tls: OwnedTLSConfig) -> Self {
+        let urls: Vec<String> = url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect();
         Self {
             inner: Arc::new(Inner {
-                url: url.to_owned(),
+                urls: if urls.is_empty() {
+                    vec![url.to_owned()]
+                } else {
+                    urls
+                },
+                preferred: std::sync::atomic::AtomicUsize::new(0),
                 tls,
                 timeout,
                 publisher: Mutex::new(None),
@@ -185,15 +242,10 @@ impl AmqpBus {
         }
     }
 
-    /// "RabbitMQ at host:port/vhost", without credentials.
+    /// "RabbitMQ at host:port/vhost[, host2:port/vhost…]", without credentials.
     pub fn description(&self) -> String {
-        let rest = self
-            .inner
-            .url
-            .split_once("://")
-            .map_or(&*self.inner.url, |(_, rest)| rest);
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-        format!("RabbitMQ at {}", rest.split('?').next().unwrap_or(rest))
+        let addresses: Vec<String> = self.inner.urls.iter().map(|url| describe(url)).collect();
+        format!("RabbitMQ at {}", addresses.join(", "))
     }
 
     /// How many times a connection was rebuilt after a failure.
@@ -836,5 +888,22 @@ impl Drop for Settle {
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_addresses_are_kept_in_order_and_described_without_credentials() {
+        let bus = AmqpBus::new(
+            "amqp://u:s3cret@rabbit-1:5672/vh, amqps://u:s3cret@rabbit-2:5671/vh?heartbeat=10,",
+            Duration::from_secs(1),
+        );
+        assert_eq!(bus.inner.urls.len(), 2);
+        let text = bus.description();
+        assert_eq!(text, "RabbitMQ at rabbit-1:5672/vh, rabbit-2:5671/vh");
+        assert!(!text.contains("s3cret"));
     }
 }

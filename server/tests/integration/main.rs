@@ -1,6 +1,7 @@
 //! Integration tests against the real RabbitMQ and PostgreSQL on this machine (and the embedded
 //! SQLite + in-process bus). One test binary, so the server crate is linked once.
 
+mod addresses;
 mod bad_input;
 mod broker_users;
 mod burst;
