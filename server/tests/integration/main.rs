@@ -27,3 +27,4 @@ mod security;
 mod sessions;
 mod storm;
 mod tls;
+mod two_catalogs;
