@@ -227,6 +227,10 @@ pub struct Config {
     /// Connections in each database pool.
     #[arg(long, env = "DATABASE_POOL_SIZE", default_value_t = 10)]
     pub database_pool_size: u32,
+
+    /// Longest wait of a request for a connection of an exhausted pool; 503 beyond.
+    #[arg(long, env = "DATABASE_ACQUIRE_TIMEOUT_MS", default_value = "2000", value_parser = parse_millis)]
+    pub database_acquire_timeout: MillisArg,
 }
 
 /// A duration given in milliseconds on the command line.

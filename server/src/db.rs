@@ -11,6 +11,9 @@ use std::time::Duration;
 pub mod sql;
 pub use sql::{Engine, Sql};
 
+/// How long a request waits for a pooled connection unless configured (`DATABASE_ACQUIRE_TIMEOUT_MS`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Which service a database belongs to; each has its own tables and migrations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -95,6 +98,17 @@ pub struct Database {
 impl Database {
     /// Opens the pool, applies the service's migrations and returns the ready database.
     pub async fn connect(url: &Secret, service: Service, pool_size: u32) -> Result<Self, DbError> {
+        Self::connect_with(url, service, pool_size, DEFAULT_ACQUIRE_TIMEOUT).await
+    }
+
+    /// `connect`, with a request waiting at most `acquire_timeout` for a connection of the pool:
+    /// past it the request fails (503), rather than queueing behind a pool that is exhausted.
+    pub async fn connect_with(
+        url: &Secret,
+        service: Service,
+        pool_size: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, DbError> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
 
@@ -124,7 +138,7 @@ impl Database {
         let options = move |size: u32| {
             AnyPoolOptions::new()
                 .max_connections(size)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(acquire_timeout)
                 // No ping before every checkout (a round trip per transaction): a connection
                 // that died fails its first statement instead, which every caller already
                 // treats as passing (503, retry in place, next relay round), and the pool

@@ -139,10 +139,11 @@ impl Application {
 
         let mut catalog_store = None;
         if config.role.runs_catalog() {
-            let db = Database::connect(
+            let db = Database::connect_with(
                 &config.catalog_database_url,
                 Service::Catalog,
                 config.database_pool_size,
+                config.database_acquire_timeout.0,
             )
             .await
             .map_err(|err| StartError::Database("CATALOG_DATABASE_URL", err))?;
@@ -204,10 +205,11 @@ impl Application {
         }
 
         if config.role.runs_web() {
-            let db = Database::connect(
+            let db = Database::connect_with(
                 &config.web_database_url,
                 Service::Web,
                 config.database_pool_size,
+                config.database_acquire_timeout.0,
             )
             .await
             .map_err(|err| StartError::Database("WEB_DATABASE_URL", err))?;

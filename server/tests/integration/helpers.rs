@@ -238,8 +238,14 @@ pub async fn try_spawn_app_with(
         format!("--admin-token={admin_token}"),
         format!("--bus-namespace={namespace}"),
         "--bus-timeout=5000".to_owned(),
-        "--database-pool-size=10".to_owned(),
     ];
+    if !options
+        .extra_args
+        .iter()
+        .any(|arg| arg.starts_with("--database-pool-size"))
+    {
+        args.push("--database-pool-size=10".to_owned());
+    }
     if let Some(url) = options
         .amqp_url
         .clone()

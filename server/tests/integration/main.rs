@@ -17,6 +17,7 @@ mod likes;
 mod live;
 mod outbox;
 mod pages;
+mod pool;
 mod probes;
 mod process;
 mod processes;
