@@ -7,6 +7,9 @@
 #[path = "integration/burst.rs"]
 mod burst;
 #[allow(dead_code)]
+#[path = "integration/fault_proxy.rs"]
+mod fault_proxy;
+#[allow(dead_code)]
 #[path = "integration/helpers.rs"]
 mod helpers;
 #[allow(dead_code)]

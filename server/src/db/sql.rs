@@ -130,34 +130,27 @@ pub const fn question_marks<const N: usize>(text: &str) -> [u8; N] {
 /// A text column. MySQL sends `text` columns as blobs, which sqlx's `Any` rows keep as bytes;
 /// the other engines send them as text.
 pub fn text(row: &sqlx::any::AnyRow, column: &str) -> Result<String, sqlx::Error> {
-    match row.try_get::<String, _>(column) {
-        Ok(text) => Ok(text),
-        Err(first) => match row.try_get::<Vec<u8>, _>(column) {
-            Ok(bytes) => String::from_utf8(bytes).map_err(|err| sqlx::Error::ColumnDecode {
-                index: column.to_owned(),
-                source: Box::new(err),
-            }),
-            Err(_) => Err(first),
-        },
-    }
+    optional_text(row, column)?.ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: "unexpected null".into(),
+    })
 }
 
-/// An optional text column, as `text` reads it.
+/// An optional text column, as `text` reads it: the column's type says which decoding applies.
 pub fn optional_text(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {
-    match row.try_get::<Option<String>, _>(column) {
-        Ok(text) => Ok(text),
-        Err(first) => {
-            match row.try_get::<Option<Vec<u8>>, _>(column) {
-                Ok(bytes) => bytes.map(String::from_utf8).transpose().map_err(|err| {
-                    sqlx::Error::ColumnDecode {
-                        index: column.to_owned(),
-                        source: Box::new(err),
-                    }
-                }),
-                Err(_) => Err(first),
-            }
-        }
+    use sqlx::any::AnyTypeInfoKind;
+    use sqlx::Column;
+    if row.try_column(column)?.type_info().kind() != AnyTypeInfoKind::Blob {
+        return row.try_get(column);
     }
+    let bytes: Option<Vec<u8>> = row.try_get(column)?;
+    bytes
+        .map(String::from_utf8)
+        .transpose()
+        .map_err(|err| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: Box::new(err),
+        })
 }
 
 #[cfg(test)]

@@ -669,56 +669,40 @@ impl Visitor {
     }
 }
 
-/// A TCP proxy in front of RabbitMQ that a test can cut and restore, so one app sees the broker
+/// A proxy in front of RabbitMQ that a test can cut and restore, so one app sees the broker
 /// go away without stopping it for every other test.
 pub struct BrokerProxy {
     pub url: String,
-    up: Arc<std::sync::atomic::AtomicBool>,
-    links: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    proxy: crate::fault_proxy::FaultProxy,
 }
 
 impl BrokerProxy {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a proxy port");
-        let port = listener.local_addr().expect("bound").port();
-        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let links: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let (accept_up, accept_links) = (up.clone(), links.clone());
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !accept_up.load(std::sync::atomic::Ordering::SeqCst) {
-                    continue; // dropped: connection refused, as far as the app can tell
-                }
-                let link = tokio::spawn(async move {
-                    if let Ok(mut broker) = tokio::net::TcpStream::connect("127.0.0.1:5672").await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    }
-                });
-                accept_links.lock().unwrap().push(link);
-            }
-        });
+        let proxy =
+            crate::fault_proxy::FaultProxy::start("127.0.0.1:5672".parse().expect("an address"))
+                .await;
         Self {
             // The same broker and virtual host as every other test, through our port.
-            url: amqp_url().replacen("127.0.0.1:5672", &format!("127.0.0.1:{port}"), 1),
-            up,
-            links,
+            url: proxy.url(&amqp_url(), "127.0.0.1:5672"),
+            proxy,
         }
     }
 
     /// The broker becomes unreachable: open connections drop, new ones are refused.
     pub fn cut(&self) {
-        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
-        for link in self.links.lock().unwrap().drain(..) {
-            link.abort();
-        }
+        self.proxy.cut();
     }
 
     /// The broker is reachable again.
     pub fn restore(&self) {
-        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.proxy.restore();
     }
+}
+
+/// The name of the database a URL points at (without the options after `?`).
+pub fn database_name(url: &str) -> &str {
+    let last = url.rsplit('/').next().expect("a database name");
+    last.split('?').next().unwrap_or(last)
 }
 
 /// Publishes events straight onto an exchange of the real broker, as a service would.

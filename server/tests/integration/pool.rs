@@ -38,15 +38,7 @@ async fn an_exhausted_pool_answers_503_quickly_and_recovers() {
             tokio::spawn(async move { visitor.products_response("").await.status() })
         })
         .collect();
-    let name = app
-        .web_database
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .split('?')
-        .next()
-        .unwrap()
-        .to_owned();
+    let name = database_name(&app.web_database).to_owned();
     wait_until("both pooled connections wait for the lock", || async {
         let waiting: i64 = sqlx::query_scalar(
             "select count(*) from pg_stat_activity where datname = $1 and wait_event_type = 'Lock'",

@@ -237,10 +237,7 @@ impl Deployment {
         for n in 1..=webs {
             instances.push(ServerProcess::start(&format!("web-{n}"), args.clone(), &dir).await);
         }
-        let name = |url: &str| {
-            let last = url.rsplit('/').next().expect("a database name");
-            last.split('?').next().unwrap_or(last).to_owned()
-        };
+        let name = |url: &str| crate::helpers::database_name(url).to_owned();
         Self {
             catalog,
             webs: instances,

@@ -15,6 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     pem: String,
+    /// The authority's certificate, written once.
+    file: PathBuf,
     dir: SqliteDir,
 }
 
@@ -33,18 +35,20 @@ impl TestCa {
             .push(rcgen::DnType::CommonName, "live-gallery test CA");
         let key = KeyPair::generate().expect("a CA key");
         let pem = params.self_signed(&key).expect("a CA certificate").pem();
+        let dir = SqliteDir::new();
+        let file = dir.0.join("ca.pem");
+        std::fs::write(&file, &pem).expect("write the CA file");
         Self {
             issuer: Issuer::new(params, key),
             pem,
-            dir: SqliteDir::new(),
+            file,
+            dir,
         }
     }
 
-    /// Writes the authority's certificate to a file and returns its path.
+    /// The authority's certificate file.
     fn file(&self) -> PathBuf {
-        let path = self.dir.0.join("ca.pem");
-        std::fs::write(&path, &self.pem).expect("write the CA file");
-        path
+        self.file.clone()
     }
 
     /// A certificate for 127.0.0.1 and localhost; `expired` makes one whose validity ended.
@@ -193,6 +197,14 @@ impl TlsProxy {
     }
 }
 
+/// Why the app with `options` does not start, as its log line says it.
+async fn start_error(options: TestOptions) -> String {
+    match try_spawn_app_with(options).await {
+        Ok(_) => panic!("the start stops"),
+        Err(err) => server::error::chain(&err).to_string(),
+    }
+}
+
 /// The test broker's URL as `amqps://` through `proxy`.
 fn amqps_through(proxy: &TlsProxy) -> String {
     amqp_url().replacen("amqp://", "amqps://", 1).replacen(
@@ -257,15 +269,12 @@ async fn a_broker_that_asks_for_a_client_certificate_gets_the_configured_one() {
     )
     .await;
     // Without a client certificate the broker's endpoint refuses the handshake: the start stops.
-    let err = try_spawn_app_with(TestOptions {
+    let message = start_error(TestOptions {
         amqp_url: Some(amqps_through(&proxy)),
         extra_args: vec![format!("--amqp-ca-file={}", ca.file().display())],
         ..TestOptions::default()
     })
-    .await
-    .err()
-    .expect("the start stops without a client certificate");
-    let message = server::error::chain(&err).to_string();
+    .await;
     assert!(
         message.starts_with("AMQP_URL: TLS to the broker failed"),
         "{message}"
@@ -311,17 +320,14 @@ async fn a_broker_certificate_that_does_not_verify_stops_the_start() {
         ),
     ] {
         let proxy = TlsProxy::start(RABBITMQ.parse().unwrap(), &certificate, Preamble::None).await;
-        let err = try_spawn_app_with(TestOptions {
+        let message = start_error(TestOptions {
             amqp_url: Some(amqps_through(&proxy)),
             extra_args: ca_file
                 .map(|file| vec![format!("--amqp-ca-file={}", file.display())])
                 .unwrap_or_default(),
             ..TestOptions::default()
         })
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("the start stops on {why}"));
-        let message = server::error::chain(&err).to_string();
+        .await;
         assert!(
             message.starts_with("AMQP_URL: TLS to the broker failed"),
             "{why}: {message}"
@@ -331,14 +337,11 @@ async fn a_broker_certificate_that_does_not_verify_stops_the_start() {
 
 #[tokio::test]
 async fn amqps_to_a_broker_without_tls_stops_the_start() {
-    let err = try_spawn_app_with(TestOptions {
+    let message = start_error(TestOptions {
         amqp_url: Some(amqp_url().replacen("amqp://", "amqps://", 1)),
         ..TestOptions::default()
     })
-    .await
-    .err()
-    .expect("the start stops");
-    let message = server::error::chain(&err).to_string();
+    .await;
     assert!(
         message.starts_with("AMQP_URL: TLS to the broker failed"),
         "{message}"
@@ -364,7 +367,7 @@ async fn a_broker_that_is_away_is_still_waited_for_over_amqps() {
 /// A fresh PostgreSQL database reached through `proxy` with `sslmode=verify-full`.
 async fn verified_postgres(proxy: &TlsProxy, ca_file: &std::path::Path) -> String {
     let plain = fresh_database(Engine::Postgres, &SqliteDir::new()).await;
-    let name = plain.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let name = database_name(&plain);
     format!(
         "postgres://postgres@127.0.0.1:{}/{name}?sslmode=verify-full&sslrootcert={}",
         proxy.address.port(),
@@ -407,15 +410,12 @@ async fn postgres_with_verify_full_refuses_a_certificate_of_another_authority() 
         Preamble::Postgres,
     )
     .await;
-    let err = try_spawn_app_with(TestOptions {
+    let message = start_error(TestOptions {
         role: "catalog",
         catalog_database: Some(verified_postgres(&proxy, &ours.file()).await),
         ..TestOptions::default()
     })
-    .await
-    .err()
-    .expect("the start stops");
-    let message = server::error::chain(&err).to_string();
+    .await;
     assert!(
         message.starts_with("CATALOG_DATABASE_URL: TLS to the database failed"),
         "{message}"

@@ -8,9 +8,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 /// Events still in the catalog database's outbox, not yet published and confirmed.
-async fn unpublished(catalog_database: &str) -> i64 {
+async fn unpublished(catalog_database: &sqlx::AnyPool) -> i64 {
     sqlx::query_scalar("select count(*) from outbox")
-        .fetch_one(&database(catalog_database).await)
+        .fetch_one(catalog_database)
         .await
         .expect("the outbox")
 }
@@ -101,8 +101,9 @@ async fn two_catalogs_on_one_database_count_exactly_and_publish_each_event_once(
     .await;
 
     // Every event is out (published and confirmed before its row goes): read them all.
+    let catalog_database = database(&first.catalog_database).await;
     wait_until("the outbox empty", || async {
-        unpublished(&first.catalog_database).await == 0
+        unpublished(&catalog_database).await == 0
     })
     .await;
     // A marker of our own, published after them: the queue hands everything over in order, so
