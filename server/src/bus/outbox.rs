@@ -48,14 +48,17 @@ const TAKE: Sql = Sql::each(
      for update skip locked",
 );
 
-/// Deletes the rows of a round by primary key (`= any` keeps PostgreSQL on the index rather
-/// than hashing a scan of the table and its dead rows; on MariaDB a join does, where an `in`
-/// subquery would be run for every row).
+/// Deletes the rows of a round by primary key, touching no other row: `= any` keeps PostgreSQL
+/// on the index rather than hashing a scan of the table and its dead rows. MariaDB, when its
+/// statistics say the outbox is nearly empty (its steady state), would scan the outbox and lock
+/// every row, waiting on the rows another catalog's relay holds while that relay waits on these:
+/// a deadlock, and the round rolled back would publish its rows a second time. `straight_join`
+/// fixes the plan to the keys first, then the primary key, so only this round's rows are locked.
 const DELETE: Sql = Sql::each(
     "delete from outbox where id = any(cast($1 as text)::bigint[])",
     "delete from outbox where id in (select value from json_each($1))",
-    "delete outbox from outbox join json_table(?, '$[*]' columns(id bigint path '$')) t \
-     on outbox.id = t.id",
+    "delete outbox from json_table(?, '$[*]' columns(id bigint path '$')) t \
+     straight_join outbox on outbox.id = t.id",
 );
 
 /// A check an event's JSON must pass before it is enqueued: `(routing key, envelope)`, the
