@@ -150,6 +150,70 @@ async fn connect_to(
     Ok((connection, channel))
 }
 
+/// Declares dead-letter queue `name` as a quorum queue, so its letters survive the loss of a
+/// node like the queues they come from, and returns the channel to go on with. A broker that
+/// holds it as a classic queue (made by a version before the cluster support) refuses the
+/// declaration, which closes the channel: that queue is then used as it is, on a new channel,
+/// and the log says how to have it replicated.
+async fn declare_dead_letter_queue(
+    connection: &Connection,
+    channel: Channel,
+    name: &str,
+    limit: Duration,
+) -> Result<Channel, BusError> {
+    let mut arguments = FieldTable::default();
+    arguments.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    match within(
+        limit,
+        channel.queue_declare(name.into(), options, arguments),
+    )
+    .await
+    {
+        Ok(_) => Ok(channel),
+        Err(err) if is_precondition_failed(&err) => {
+            tracing::warn!(
+                queue = name,
+                "this dead-letter queue is a classic queue, not replicated: used as it is; to \
+                 have it made a quorum queue, move its letters elsewhere and delete it"
+            );
+            let channel = within(limit, connection.create_channel()).await?;
+            within(
+                limit,
+                channel.confirm_select(ConfirmSelectOptions::default()),
+            )
+            .await?;
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            within(
+                limit,
+                channel.queue_declare(name.into(), passive, FieldTable::default()),
+            )
+            .await?;
+            Ok(channel)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Whether the broker refused a declaration for arguments that differ from the queue's.
+fn is_precondition_failed(err: &BusError) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    let BusError::Amqp(err) = err else {
+        return false;
+    };
+    matches!(err.kind(), lapin::ErrorKind::ProtocolError(amqp)
+        if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
+}
+
 /// "host:port/vhost" of a broker URL, without credentials or options.
 fn describe(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
@@ -472,10 +536,16 @@ impl AmqpBus {
         result
     }
 
-    /// After a timeout or connection error on link `serial`, starts afresh next time: the link
-    /// may be half-broken. A link made since by another round stays.
+    /// After a timeout, a connection error or a nack on link `serial`, starts afresh next time:
+    /// the link may be half-broken. A nack counts too: a channel opened while a quorum queue
+    /// had no leader (a node just died) can go on refusing every message routed to that queue
+    /// after a new leader is elected, where a new channel is accepted. A link made since by
+    /// another round stays.
     fn drop_publisher(&self, slot: &mut Option<PublishLink>, serial: u64, err: &BusError) {
-        if !matches!(err, BusError::Timeout(_) | BusError::Amqp(_)) {
+        if !matches!(
+            err,
+            BusError::Timeout(_) | BusError::Amqp(_) | BusError::Nacked
+        ) {
             return;
         }
         if slot.as_ref().is_some_and(|link| link.serial == serial) {
@@ -537,27 +607,22 @@ impl AmqpSubscription {
         let limit = self.bus.inner.timeout;
         let spec = &self.spec;
         let name = format!("live-gallery consumer of {}", spec.queue);
-        let (connection, channel) = connect(&self.bus.inner, &name, limit).await?;
+        let (connection, mut channel) = connect(&self.bus.inner, &name, limit).await?;
+        // The dead-letter exchange and queue share a name; the queue takes what is sent to the
+        // exchange under its name.
+        if let Some(dead_letters) = spec.dead_letter_queue() {
+            declare_exchange(&channel, &dead_letters, limit).await?;
+            channel = declare_dead_letter_queue(&connection, channel, &dead_letters, limit).await?;
+            bind(&channel, &dead_letters, &dead_letters, &dead_letters, limit).await?;
+        }
+        if spec.kind == QueueKind::DeadLetter {
+            channel = declare_dead_letter_queue(&connection, channel, &spec.queue, limit).await?;
+        }
         within(
             limit,
             channel.basic_qos(spec.prefetch, BasicQosOptions::default()),
         )
         .await?;
-        // The dead-letter exchange and queue share a name; the queue takes what is sent to the
-        // exchange under its name.
-        if let Some(dead_letters) = spec.dead_letter_queue() {
-            declare_exchange(&channel, &dead_letters, limit).await?;
-            let options = QueueDeclareOptions {
-                durable: true,
-                ..QueueDeclareOptions::default()
-            };
-            within(
-                limit,
-                channel.queue_declare(dead_letters.as_str().into(), options, FieldTable::default()),
-            )
-            .await?;
-            bind(&channel, &dead_letters, &dead_letters, &dead_letters, limit).await?;
-        }
         let mut arguments = FieldTable::default();
         let options = match spec.kind {
             QueueKind::Durable => {
@@ -586,8 +651,9 @@ impl AmqpSubscription {
                     ..QueueDeclareOptions::default()
                 }
             }
+            // Declared above, as a quorum queue (or as it is); this declare only checks it.
             QueueKind::DeadLetter => QueueDeclareOptions {
-                durable: true,
+                passive: true,
                 ..QueueDeclareOptions::default()
             },
             QueueKind::Live => QueueDeclareOptions {

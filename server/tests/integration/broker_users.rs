@@ -3,22 +3,12 @@
 //! live counts, dead letters and their replay — with its own rights, and is refused the rest.
 
 use crate::helpers::{
-    amqp_url, rabbitmqctl, spawn_app_with, unique, wait_until, TestApp, TestOptions,
+    amqp_url, rabbitmqctl, spawn_app_with, unique, vhost, wait_until, TestApp, TestOptions,
 };
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ExchangeKind};
 use serde_json::json;
-
-/// The virtual host of the tests' broker URL, decoded.
-fn vhost() -> String {
-    let url = amqp_url();
-    let raw = url.rsplit('/').next().unwrap_or("");
-    match raw {
-        "" | "%2f" | "%2F" => "/".to_owned(),
-        other => other.to_owned(),
-    }
-}
 
 /// The tests' broker URL with another user.
 fn as_user(user: &str, password: &str) -> String {

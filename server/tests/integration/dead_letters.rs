@@ -4,7 +4,7 @@
 //! are bounded by the broker policy the README and `compose.yaml` apply.
 
 use crate::helpers::{
-    amqp_url, publish_events, rabbitmq_bus, rabbitmqctl, spawn_app, spawn_app_with, unique,
+    publish_events, rabbitmq_bus, rabbitmqctl, spawn_app, spawn_app_with, unique, vhost,
     wait_until, Engine, TestOptions,
 };
 use server::bus::{Envelope, Topology, DEAD_LETTER_REASON};
@@ -150,17 +150,6 @@ async fn a_constraint_error_on_sqlite_is_dead_lettered_and_the_queue_moves_on() 
         "drop trigger refused",
     )
     .await;
-}
-
-/// The virtual host of the tests' broker URL.
-fn vhost() -> String {
-    let url = amqp_url();
-    let raw = url.rsplit('/').next().unwrap_or_default();
-    if raw.is_empty() || raw == "%2f" || raw == "%2F" {
-        "/".to_owned()
-    } else {
-        raw.to_owned()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

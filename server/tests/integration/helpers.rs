@@ -23,6 +23,15 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
+/// The virtual host of the tests' broker URL, decoded.
+pub fn vhost() -> String {
+    let url = amqp_url();
+    match url.rsplit('/').next().unwrap_or_default() {
+        "" | "%2f" | "%2F" => "/".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 /// A PostgreSQL database tests may create databases from (override with `TEST_POSTGRES_URL`).
 pub fn postgres_admin_url() -> String {
     std::env::var("TEST_POSTGRES_URL")
@@ -134,6 +143,11 @@ impl SqliteDir {
 
 impl Drop for SqliteDir {
     fn drop(&mut self) {
+        // `KEEP_TEST_DIRS=1` keeps the files (and the processes' logs) to look at after a run.
+        if std::env::var_os("KEEP_TEST_DIRS").is_some() {
+            eprintln!("kept {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

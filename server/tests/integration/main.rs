@@ -3,6 +3,7 @@
 
 mod addresses;
 mod bad_input;
+mod broker_cluster;
 mod broker_users;
 mod burst;
 mod bus_contract;
@@ -17,6 +18,7 @@ mod helpers;
 mod likes;
 mod live;
 mod network_faults;
+mod node_faults;
 mod outbox;
 mod pages;
 mod pool;

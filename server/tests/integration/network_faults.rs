@@ -1,12 +1,14 @@
-//! Faults of the network between the services and the broker, made by a fault proxy: latency
-//! with jitter during a storm, and a broker connection left half-open that only the heartbeat
-//! can notice. Each ends exact.
+//! Faults of the network between the services and the broker or a database, made by a fault
+//! proxy: latency with jitter during a storm, a broker connection left half-open that only the
+//! heartbeat can notice, the catalog cut off from the broker, a web instance cut off from its
+//! database. Each ends exact.
 
 use crate::fault_proxy::FaultProxy;
 use crate::helpers::*;
 use std::time::Duration;
 
 const RABBITMQ: &str = "127.0.0.1:5672";
+const POSTGRESQL: &str = "127.0.0.1:5432";
 
 /// Creates `count` products through the catalog's API and waits until `web`'s gallery has them.
 async fn products(catalog: &TestApp, web: &TestApp, count: usize) -> Vec<i64> {
@@ -168,6 +170,75 @@ async fn the_catalog_cut_off_from_the_broker_for_30_s_catches_up_exact() {
     let viewer = web.new_visitor().await;
     wait_until("the product made while cut off in the gallery", || async {
         viewer.products().await.iter().any(|p| p["id"] == during)
+    })
+    .await;
+    wait_until("every counter equals a recount", || async {
+        miscounted(&catalog.catalog_database, &web.web_database)
+            .await
+            .is_empty()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_instance_cut_off_from_its_database_answers_503_then_catches_up_exact() {
+    let proxy = FaultProxy::start(POSTGRESQL.parse().unwrap()).await;
+    let dir = SqliteDir::new();
+    let web_database = fresh_database(Engine::Postgres, &dir).await;
+    let catalog = spawn_app_with(TestOptions {
+        engine: Engine::Postgres,
+        role: "catalog",
+        ..TestOptions::default()
+    })
+    .await;
+    let web = spawn_app_with(TestOptions {
+        engine: Engine::Postgres,
+        web_database: Some(proxy.url(&web_database, POSTGRESQL)),
+        extra_args: vec![format!("--catalog-url=http://{}", catalog.address)],
+        ..catalog.sibling("web")
+    })
+    .await;
+    let ids = products(&catalog, &web, 2).await;
+    let visitors: Vec<_> = futures_util::future::join_all((0..10).map(|_| web.new_visitor())).await;
+    for visitor in &visitors {
+        assert_eq!(visitor.like(ids[0]).await.status(), 200);
+    }
+
+    proxy.cut();
+    // Cut off: a like answers 503 JSON and is not taken; the instance leaves the load balancer.
+    let refused = visitors[0].like(ids[1]).await;
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let ready = web.readyz().await;
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["checks"]["web_database"], "unavailable", "{ready}");
+    // The catalog's changes meanwhile wait in the read model's queue.
+    let renamed = catalog
+        .admin(reqwest::Method::PUT, &format!("/{}", ids[1]))
+        .json(&serde_json::json!({"title": "Renamed while cut off", "image": "https://images.example.com/p.jpg"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renamed.status(), 200);
+
+    proxy.restore();
+    wait_until("the web instance ready again", || async {
+        web.readyz().await.status() == 200
+    })
+    .await;
+    for visitor in &visitors {
+        assert_eq!(visitor.like(ids[1]).await.status(), 200);
+    }
+    let viewer = web.new_visitor().await;
+    wait_until("every like counted and the rename shown", || async {
+        let counts = catalog.catalog_likes().await;
+        let shown = viewer.products().await;
+        ids.iter().all(|id| counts.get(id) == Some(&10))
+            && shown
+                .iter()
+                .any(|p| p["id"] == ids[1] && p["title"] == "Renamed while cut off")
     })
     .await;
     wait_until("every counter equals a recount", || async {

@@ -140,3 +140,65 @@ async fn a_consumer_the_broker_refuses_takes_the_instance_out_until_it_is_fixed(
     let _ = connection.close(200, "done".into()).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_dead_letter_queue_left_by_an_earlier_version_is_used_as_it_is() {
+    // Dead-letter queues were classic queues before they became quorum queues: a broker that
+    // still holds one refuses the new declaration, and the instance must start anyway.
+    let (namespace, token) = (unique("lg_test"), unique("token"));
+    let dead_letters = format!("{namespace}.catalog.likes.dead-letter");
+    let connection = lapin::Connection::connect(&amqp_url(), Default::default())
+        .await
+        .expect("the broker is up");
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            dead_letters.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .expect("a classic queue");
+    let app = spawn_app_with(TestOptions {
+        join: Some((namespace.clone(), token)),
+        ..TestOptions::default()
+    })
+    .await;
+    wait_until("the instance ready, its like consumer running", || async {
+        let ready = app.readyz().await;
+        let status = ready.status();
+        let body: Value = ready.json().await.unwrap_or_default();
+        status == 200 && body["checks"]["consumer:likes"] == "running"
+    })
+    .await;
+    let id = app.create_visible_product("Tarn").await;
+    assert_eq!(app.new_visitor().await.like(id).await.status(), 200);
+    wait_until("the like counted", || async {
+        app.catalog_likes().await.get(&id) == Some(&1)
+    })
+    .await;
+
+    // The old queue is kept as it was; the others of the namespace are quorum queues.
+    let listing = crate::helpers::rabbitmqctl(&[
+        "list_queues",
+        "-p",
+        &crate::helpers::vhost(),
+        "--no-table-headers",
+        "name",
+        "type",
+    ])
+    .await;
+    let types: std::collections::BTreeMap<&str, &str> = listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(name, _)| name.starts_with(&namespace))
+        .collect();
+    assert_eq!(types[dead_letters.as_str()], "classic", "{types:?}");
+    let resync_dead_letters = format!("{namespace}.catalog.resync.dead-letter");
+    assert_eq!(types[resync_dead_letters.as_str()], "quorum", "{types:?}");
+    let _ = connection.close(200, "done".into()).await;
+    app.stop().await;
+}

@@ -4,8 +4,15 @@
 //! figure next to its target. `--json FILE` also writes them as JSON.
 //!
 //! Layout: `cluster` (the processes and their databases), `traffic` (HTTP load), `sockets`
-//! (live sockets and latency probes), `cpu` (where the time goes), `report` (table and JSON).
+//! (live sockets and latency probes), `cpu` (where the time goes), `report` (table and JSON),
+//! `brokers` (the scenario on a three-node RabbitMQ cluster, whose nodes `broker_cluster` runs:
+//! the integration tests' harness, shared).
 
+// Stopping and restarting nodes is for the tests; the benchmark only kills one.
+#[allow(dead_code)]
+#[path = "../../../tests/integration/broker_cluster.rs"]
+mod broker_cluster;
+mod brokers;
 mod cluster;
 mod cpu;
 mod report;
@@ -74,7 +81,7 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     big_gallery: usize,
     /// Run only these scenarios: reads, storm, storm-sockets, fanout, big-gallery, embedded,
-    /// wasm.
+    /// broker-cluster, wasm.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -195,6 +202,14 @@ async fn run(args: &Args) -> Result<Vec<Figure>, String> {
         .await;
         cluster.stop().await;
         figures.extend(result?);
+    }
+    if args.wants("broker-cluster") {
+        // Compared with the single-node storm of this run, when it ran.
+        let single_node = figures
+            .iter()
+            .find(|f| f.scenario == "like storm" && f.figure.starts_with("end-to-end"))
+            .map(|f| f.value);
+        figures.extend(brokers::scenario(args, &services, single_node).await?);
     }
     if args.wants("wasm") {
         figures.push(wasm_size(&args.wasm)?);
