@@ -2,7 +2,7 @@
 #
 # Build stage: the same toolchain the project pins (cargo-leptos 0.3.10, wasm-bindgen-cli equal
 # to Cargo.lock's wasm-bindgen, binaryen's wasm-opt from npm), release build of the server and
-# the size-optimised wasm bundle.
+# the size-optimised wasm bundle, with hashed names and brotli and gzip copies of the site's files.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends nodejs npm \
@@ -17,13 +17,15 @@ RUN cargo install wasm-bindgen-cli --version \
 COPY end2end/package.json end2end/package-lock.json end2end/
 RUN cd end2end && npm ci --no-audit --no-fund
 COPY . .
-RUN PATH="/src/end2end/node_modules/.bin:$PATH" cargo leptos build --release
+RUN PATH="/src/end2end/node_modules/.bin:$PATH" cargo leptos build --release --precompress
 
 # Runtime stage: the binary and the built site, nothing else, as an unprivileged user.
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --no-create-home live-gallery
 WORKDIR /app
 COPY --from=build /src/target/release/server /app/server
+# The hashes in the site's file names, read beside the binary.
+COPY --from=build /src/target/release/hash.txt /app/hash.txt
 COPY --from=build /src/target/site /app/site
 ENV LEPTOS_SITE_ROOT=/app/site \
     LEPTOS_SITE_ADDR=0.0.0.0:3000 \

@@ -18,6 +18,12 @@ async fn main() -> ExitCode {
         }
     };
     leptos_options.site_addr = config.site_addr;
+    // A build with hashed file names leaves their hashes beside the binary (`hash.txt`): then
+    // the pages name those files, and the files may be kept for a year.
+    leptos_options.hash_files |= std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(&*leptos_options.hash_file)))
+        .is_some_and(|path| path.is_file());
 
     let (trigger, shutdown) = server::shutdown::channel();
     trigger.on_os_signal();

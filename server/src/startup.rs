@@ -311,7 +311,12 @@ impl Application {
                 limiter.forget_idle_until(shutdown.clone());
                 limiter
             };
-            let files = web::files::router(std::path::Path::new(&*leptos_options.site_root));
+            let files = web::files::router(
+                std::path::Path::new(&*leptos_options.site_root),
+                leptos_options
+                    .hash_files
+                    .then_some(&*leptos_options.site_pkg_dir),
+            );
             let visitor_pages = web::router(likes, gallery)
                 .merge(web::pages::router(leptos_options, backend))
                 .layer(axum::middleware::from_fn_with_state(

@@ -1,18 +1,26 @@
 //! The site's files (`/pkg/…` and everything from `public/`), served beside the pages but
 //! outside the visitor middleware: a request for the stylesheet makes no visitor and sets no
 //! cookie, so shared caches may keep it. Precompressed `.br`/`.gz` copies are preferred when the
-//! build wrote them; answers carry `Last-Modified` and are revalidated (`no-cache`), since the
-//! names do not change with the content.
+//! build wrote them. Files whose names carry a hash of their content (the build's `/pkg/…`) may
+//! be kept for a year without asking again (`immutable`); the others (`public/`, whose names do
+//! not change with the content) carry `Last-Modified` and are revalidated (`no-cache`).
 
 use axum::http::header::{HeaderValue, CACHE_CONTROL};
 use axum::Router;
 use std::path::Path;
+use tower::Layer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
+/// For files whose names change with their content.
+const KEEP_FOR_A_YEAR: &str = "public, max-age=31536000, immutable";
+/// For the others: kept, but asked about again before each use.
+const REVALIDATE: &str = "public, no-cache";
+
 /// A route for each entry at the top of `site_root`: a directory's files under its name, a
-/// file at its own path. The pages router answers every other path.
-pub fn router(site_root: &Path) -> Router {
+/// file at its own path. `hashed_dir` names the directory whose file names carry hashes, if
+/// the build hashed them. The pages router answers every other path.
+pub fn router(site_root: &Path, hashed_dir: Option<&str>) -> Router {
     let mut router = Router::new();
     let Ok(entries) = std::fs::read_dir(site_root) else {
         tracing::warn!(site_root = %site_root.display(), "the site's files are missing: run `cargo leptos build`");
@@ -25,6 +33,16 @@ pub fn router(site_root: &Path) -> Router {
         let path = entry.path();
         if path.is_dir() {
             let files = ServeDir::new(&path).precompressed_br().precompressed_gzip();
+            let caching = if hashed_dir == Some(name.as_str()) {
+                KEEP_FOR_A_YEAR
+            } else {
+                REVALIDATE
+            };
+            let files = SetResponseHeaderLayer::if_not_present(
+                CACHE_CONTROL,
+                HeaderValue::from_static(caching),
+            )
+            .layer(files);
             router = router.nest_service(&format!("/{name}"), files);
         } else if !name.ends_with(".br") && !name.ends_with(".gz") {
             let file = ServeFile::new(&path)
@@ -35,6 +53,6 @@ pub fn router(site_root: &Path) -> Router {
     }
     router.layer(SetResponseHeaderLayer::if_not_present(
         CACHE_CONTROL,
-        HeaderValue::from_static("public, no-cache"),
+        HeaderValue::from_static(REVALIDATE),
     ))
 }

@@ -284,9 +284,12 @@ pub async fn try_spawn_app_with(
         config.amqp_url = None;
     }
 
+    // The files `cargo leptos build` wrote, under hashed names, as the binary finds them.
     let leptos_options = leptos::config::LeptosOptions::builder()
         .output_name("live-gallery")
         .site_root(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))
+        .hash_files(true)
+        .hash_file(HASH_FILE.into())
         .build();
     let (trigger, stop) = shutdown::channel();
     let app = Application::build(config, leptos_options, stop).await?;
@@ -711,6 +714,22 @@ impl BrokerProxy {
     pub fn restore(&self) {
         self.proxy.restore();
     }
+}
+
+/// The hashes of the built site's file names, beside the debug binary (an absolute path: the
+/// server looks beside its own executable, which for the tests is another directory).
+const HASH_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/hash.txt");
+
+/// The path of the built site's `live-gallery.<hash>.<kind>` (`js`, `wasm` or `css`).
+pub fn built_file(kind: &str) -> String {
+    let hashes = std::fs::read_to_string(HASH_FILE)
+        .expect("the site is built (`cargo leptos build` writes target/debug/hash.txt)");
+    let hash = hashes
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{kind}:")))
+        .unwrap_or_else(|| panic!("a {kind} hash in {hashes}"))
+        .trim();
+    format!("/pkg/live-gallery.{hash}.{kind}")
 }
 
 /// The name of the database a URL points at (without the options after `?`).

@@ -1,6 +1,6 @@
 //! Server-side rendering of the pages, on both database engines.
 
-use crate::helpers::{set_cookie, spawn_app_with, TestOptions};
+use crate::helpers::{built_file, set_cookie, spawn_app_with, TestOptions};
 
 async fn the_gallery_renders_its_empty_state(options: TestOptions) {
     let app = spawn_app_with(options).await;
@@ -13,10 +13,10 @@ async fn the_gallery_renders_its_empty_state(options: TestOptions) {
     let html = page.text().await.unwrap();
     assert!(html.contains("<h1>Gallery"), "{html}");
     assert!(html.contains("No pictures yet"), "{html}");
-    assert!(
-        html.contains("/pkg/live-gallery.js"),
-        "the page loads the hydration script"
-    );
+    for kind in ["js", "wasm", "css"] {
+        let file = built_file(kind);
+        assert!(html.contains(&file), "the page names the built {file}");
+    }
     app.stop().await;
 }
 

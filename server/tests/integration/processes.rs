@@ -240,7 +240,7 @@ async fn the_benchmark_runs_and_its_checks_hold() {
         "--postgres",
         postgres.as_str(),
         "--only",
-        "storm-sockets,fanout,embedded",
+        "storm-sockets,fanout,embedded,first-visit",
         "--duration",
         "2",
         "--products",

@@ -1,7 +1,7 @@
 //! Security by default: headers on every answer, a script-nonce policy on pages, cross-site
 //! requests refused, markup in titles shown as text.
 
-use crate::helpers::{set_cookie, spawn_app_with, TestOptions};
+use crate::helpers::{built_file, set_cookie, spawn_app_with, TestOptions};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,18 +25,19 @@ async fn pages_carry_a_nonce_policy_that_matches_their_scripts() {
 async fn pages_keep_their_policy_while_files_are_served_alongside() {
     let app = spawn_app_with(TestOptions::embedded()).await;
     let visitor = app.new_visitor().await;
-    let get = |path: &'static str| {
+    let get = |path: &str| {
         app.client
             .get(app.url(path))
             .header("cookie", &visitor.cookie)
             .send()
     };
+    let stylesheet = built_file("css");
     // A browser asks for the page and its files at once; each answer keeps its own headers.
     for _ in 0..40 {
         let (gallery, admin, style, icon) = tokio::join!(
             get("/"),
             get("/admin"),
-            get("/pkg/live-gallery.css"),
+            get(&stylesheet),
             get("/favicon.svg")
         );
         assert_page_policy(gallery.unwrap()).await;
@@ -186,27 +187,27 @@ async fn one_address_gets_429_beyond_its_likes_and_new_visitors_per_minute() {
 
 /// The site's files are answered without the visitor machinery: a cookieless request for the
 /// stylesheet, the script or an image makes no visitor (no `Set-Cookie`), so a shared cache may
-/// keep the answer (`public`, revalidated by `Last-Modified`); the page itself still makes one.
+/// keep the answer: for a year for the build's files, whose names carry their hash
+/// (`immutable`), revalidated by `Last-Modified` for the others; the page itself still makes one.
 #[tokio::test]
 async fn files_make_no_visitor_and_may_be_kept_by_shared_caches() {
     let app = spawn_app_with(TestOptions::embedded()).await;
-    for path in [
-        "/pkg/live-gallery.css",
-        "/pkg/live-gallery.js",
-        "/favicon.svg",
-        "/samples/dawn.svg",
+    let year = "public, max-age=31536000, immutable";
+    for (path, caching) in [
+        (built_file("css"), year),
+        (built_file("js"), year),
+        (built_file("wasm"), year),
+        ("/favicon.svg".to_owned(), "public, no-cache"),
+        ("/samples/dawn.svg".to_owned(), "public, no-cache"),
     ] {
+        let path = path.as_str();
         let file = app.get(path).await;
         assert_eq!(file.status(), 200, "{path}");
         assert!(
             file.headers().get("set-cookie").is_none(),
             "{path} sets no cookie"
         );
-        assert_eq!(
-            file.headers()["cache-control"],
-            "public, no-cache",
-            "{path}"
-        );
+        assert_eq!(file.headers()["cache-control"], caching, "{path}");
         let modified = file.headers()["last-modified"].clone();
         let again = app
             .client

@@ -80,6 +80,8 @@ async fn start(services: &Services, name: &str, args: Vec<String>) -> Result<Pro
     let log_path = services.work_dir.join(format!("{name}.log"));
     let log = std::fs::File::create(&log_path).map_err(|err| format!("{name} log: {err}"))?;
     let child = Command::new(&services.server)
+        // From the repository, whatever the caller's directory: the site's files are there.
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env("RUST_LOG", "warn")
         .arg(format!("--site-addr={address}"))
         .args(&args)

@@ -6,7 +6,7 @@
 //! Layout: `cluster` (the processes and their databases), `traffic` (HTTP load), `sockets`
 //! (live sockets and latency probes), `cpu` (where the time goes), `report` (table and JSON),
 //! `brokers` (the scenario on a three-node RabbitMQ cluster, whose nodes `broker_cluster` runs:
-//! the integration tests' harness, shared).
+//! the integration tests' harness, shared), `first_visit` (a first visit in Chromium).
 
 // Stopping and restarting nodes is for the tests; the benchmark only kills one.
 #[allow(dead_code)]
@@ -15,6 +15,7 @@ mod broker_cluster;
 mod brokers;
 mod cluster;
 mod cpu;
+mod first_visit;
 mod report;
 mod sockets;
 mod traffic;
@@ -71,7 +72,7 @@ struct Args {
     /// Like-count changes per second in the fan-out.
     #[arg(long, default_value_t = 100.0)]
     fanout_rate: f64,
-    /// The release wasm bundle to weigh.
+    /// The release wasm bundle to weigh (`.ci/bench` passes its hashed name).
     #[arg(long, default_value = "target/site/pkg/live-gallery.wasm")]
     wasm: PathBuf,
     /// Also write the figures to this file as JSON.
@@ -81,7 +82,7 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     big_gallery: usize,
     /// Run only these scenarios: reads, storm, storm-sockets, fanout, big-gallery, embedded,
-    /// broker-cluster, wasm.
+    /// first-visit, broker-cluster, wasm.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -198,6 +199,17 @@ async fn run(args: &Args) -> Result<Vec<Figure>, String> {
         let result = async {
             let products = seed(args, &cluster).await?;
             storm(args, &cluster, &products, 0, "embedded like storm").await
+        }
+        .await;
+        cluster.stop().await;
+        figures.extend(result?);
+    }
+    if args.wants("first-visit") {
+        say("starting the embedded set-up for a first visit in Chromium");
+        let cluster = Cluster::embedded(&services).await?;
+        let result = async {
+            seed(args, &cluster).await?;
+            first_visit::measure(&cluster.webs[0].url("/"), args.products).await
         }
         .await;
         cluster.stop().await;
