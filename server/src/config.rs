@@ -27,6 +27,16 @@ impl Role {
     }
 }
 
+/// The kind of the dead-letter queues the services declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeadLetterQueues {
+    /// Replicated on the cluster's nodes, like the queues they serve: a node's loss leaves them
+    /// usable. The default.
+    Quorum,
+    /// On the node that declared them: enough for a single-node broker, lighter for it.
+    Classic,
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -146,6 +156,11 @@ pub struct Config {
     /// Longest wait for a broker operation (connect, publish confirm) before it counts as failed.
     #[arg(long, env = "BUS_TIMEOUT_MS", default_value = "5000", value_parser = parse_millis)]
     pub bus_timeout: MillisArg,
+
+    /// The kind of the dead-letter queues: `quorum` (replicated; needed on a cluster) or
+    /// `classic` (on one node). Queues that exist keep their kind.
+    #[arg(long, env = "DEAD_LETTER_QUEUES", value_enum, default_value = "quorum")]
+    pub dead_letter_queues: DeadLetterQueues,
 
     /// Most WebSockets one web instance keeps open; more are refused with 503.
     #[arg(long, env = "LIVE_MAX_CONNECTIONS", default_value_t = 20_000)]

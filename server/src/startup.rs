@@ -8,7 +8,7 @@ use crate::bus::memory::MemoryBus;
 use crate::bus::outbox::{Relay, RelayWaker};
 use crate::bus::{Bus, BusError, QueueSpec, Topology};
 use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler, ResyncHandler};
-use crate::config::{Config, Role};
+use crate::config::{Config, DeadLetterQueues, Role};
 use crate::db::{Database, DbError, Service};
 use crate::edge::limits::{self, RateLimiter};
 use crate::edge::serve::{self, Timeouts};
@@ -89,7 +89,11 @@ impl Application {
                     config.amqp_client_key_file.as_deref(),
                 )
                 .map_err(StartError::Config)?;
-                Bus::Amqp(AmqpBus::with_tls(url.expose(), config.bus_timeout.0, tls))
+                let bus = AmqpBus::with_tls(url.expose(), config.bus_timeout.0, tls);
+                Bus::Amqp(match config.dead_letter_queues {
+                    DeadLetterQueues::Quorum => bus,
+                    DeadLetterQueues::Classic => bus.with_classic_dead_letters(),
+                })
             }
             None => {
                 if config.role != Role::All {

@@ -50,6 +50,8 @@ struct Inner {
     tls: OwnedTLSConfig,
     timeout: Duration,
     publisher: Mutex<Option<PublishLink>>,
+    /// Whether dead-letter queues are declared as quorum queues (`DEAD_LETTER_QUEUES`).
+    quorum_dead_letters: bool,
     /// Connections rebuilt after a failure, for logs and metrics.
     reconnects: AtomicU64,
     /// Publishing and consuming links made so far, for their serial numbers.
@@ -150,22 +152,25 @@ async fn connect_to(
     Ok((connection, channel))
 }
 
-/// Declares dead-letter queue `name` as a quorum queue, so its letters survive the loss of a
-/// node like the queues they come from, and returns the channel to go on with. A broker that
-/// holds it as a classic queue (made by a version before the cluster support) refuses the
-/// declaration, which closes the channel: that queue is then used as it is, on a new channel,
-/// and the log says how to have it replicated.
+/// Declares dead-letter queue `name`, a quorum queue unless `DEAD_LETTER_QUEUES=classic` (so its
+/// letters survive the loss of a node like the queues they come from), and returns the channel
+/// to go on with. A broker that holds it with the other kind (a classic queue made by a version
+/// before the cluster support, say) refuses the declaration, which closes the channel: that
+/// queue is then used as it is, on a new channel, and the log says how to change it.
 async fn declare_dead_letter_queue(
+    inner: &Inner,
     connection: &Connection,
     channel: Channel,
     name: &str,
-    limit: Duration,
 ) -> Result<Channel, BusError> {
+    let limit = inner.timeout;
     let mut arguments = FieldTable::default();
-    arguments.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    if inner.quorum_dead_letters {
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+    }
     let options = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
@@ -180,8 +185,8 @@ async fn declare_dead_letter_queue(
         Err(err) if is_precondition_failed(&err) => {
             tracing::warn!(
                 queue = name,
-                "this dead-letter queue is a classic queue, not replicated: used as it is; to \
-                 have it made a quorum queue, move its letters elsewhere and delete it"
+                "this dead-letter queue exists with another kind than DEAD_LETTER_QUEUES asks \
+                 for: used as it is; to change it, move its letters elsewhere and delete it"
             );
             let channel = within(limit, connection.create_channel()).await?;
             within(
@@ -275,6 +280,15 @@ fn close_in_background(connection: Connection) {
 }
 
 impl AmqpBus {
+    /// Declares dead-letter queues as classic queues rather than quorum queues (a single-node
+    /// broker). Call before first use.
+    pub fn with_classic_dead_letters(mut self) -> Self {
+        Arc::get_mut(&mut self.inner)
+            .expect("set before the bus is shared")
+            .quorum_dead_letters = false;
+        self
+    }
+
     /// A bus for the broker at `url`. Connects lazily, on first use.
     pub fn new(url: &str, timeout: Duration) -> Self {
         Self::with_tls(url, timeout, OwnedTLSConfig::default())
@@ -300,6 +314,7 @@ impl AmqpBus {
                 tls,
                 timeout,
                 publisher: Mutex::new(None),
+                quorum_dead_letters: true,
                 reconnects: AtomicU64::new(0),
                 links: AtomicU64::new(0),
             }),
@@ -612,11 +627,14 @@ impl AmqpSubscription {
         // exchange under its name.
         if let Some(dead_letters) = spec.dead_letter_queue() {
             declare_exchange(&channel, &dead_letters, limit).await?;
-            channel = declare_dead_letter_queue(&connection, channel, &dead_letters, limit).await?;
+            channel =
+                declare_dead_letter_queue(&self.bus.inner, &connection, channel, &dead_letters)
+                    .await?;
             bind(&channel, &dead_letters, &dead_letters, &dead_letters, limit).await?;
         }
         if spec.kind == QueueKind::DeadLetter {
-            channel = declare_dead_letter_queue(&connection, channel, &spec.queue, limit).await?;
+            channel = declare_dead_letter_queue(&self.bus.inner, &connection, channel, &spec.queue)
+                .await?;
         }
         within(
             limit,

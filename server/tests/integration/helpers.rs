@@ -23,6 +23,13 @@ pub fn amqp_url() -> String {
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
+/// The dead-letter queues of the tests on the machine's single broker node. Quorum queues (the
+/// default, for clusters) would gain nothing there, and the suite declares thousands of queues:
+/// with four more Raft groups per instance, RabbitMQ 3.10 on two cores stopped answering new
+/// connections for minutes in the middle of a run. The node-fault tests, on a cluster, use the
+/// default; `probes` checks both kinds.
+pub const CLASSIC_DEAD_LETTERS: &str = "classic";
+
 /// The virtual host of the tests' broker URL, decoded.
 pub fn vhost() -> String {
     let url = amqp_url();
@@ -259,6 +266,14 @@ pub async fn try_spawn_app_with(
         .any(|arg| arg.starts_with("--database-pool-size"))
     {
         args.push("--database-pool-size=10".to_owned());
+    }
+    // One broker node: classic dead-letter queues, unless a test asks (see `CLASSIC_DEAD_LETTERS`).
+    if !options
+        .extra_args
+        .iter()
+        .any(|arg| arg.starts_with("--dead-letter-queues"))
+    {
+        args.push(format!("--dead-letter-queues={CLASSIC_DEAD_LETTERS}"));
     }
     if let Some(url) = options
         .amqp_url

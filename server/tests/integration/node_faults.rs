@@ -10,6 +10,9 @@ use crate::process::Deployment;
 use crate::storm::Storm;
 use std::sync::atomic::AtomicUsize;
 
+/// The default of a deployment, which the other tests change for the single machine broker.
+const QUORUM_DEAD_LETTERS: &[(&str, &str)] = &[("dead-letter-queues", "quorum")];
+
 /// Where the clusters' nodes keep their data: under the cargo target.
 const CLUSTERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/broker-clusters");
 
@@ -66,7 +69,7 @@ async fn assert_nothing_dead_lettered(cluster: &BrokerCluster) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_likes_queue_leader_mid_storm_loses_and_doubles_nothing() {
     let cluster = cluster().await;
-    let deployment = Deployment::start_on(&cluster.url(&[0, 1, 2]), 2, &[]).await;
+    let deployment = Deployment::start_on(&cluster.url(&[0, 1, 2]), 2, QUORUM_DEAD_LETTERS).await;
     assert_replicated_on_every_node(&cluster).await;
     let storm = Storm::start(&deployment).await;
     storm.reached(0.3).await;
@@ -94,7 +97,7 @@ async fn kill_9_of_the_likes_queue_leader_mid_storm_loses_and_doubles_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_quorum_likes_wait_in_the_outbox_and_all_flow_when_a_node_returns() {
     let cluster = cluster().await;
-    let deployment = Deployment::start_on(&cluster.url(&[0, 1, 2]), 1, &[]).await;
+    let deployment = Deployment::start_on(&cluster.url(&[0, 1, 2]), 1, QUORUM_DEAD_LETTERS).await;
     let catalog = deployment.catalog.address;
     let web = deployment.webs[0].address;
     let token = &deployment.admin_token;

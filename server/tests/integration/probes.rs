@@ -164,6 +164,7 @@ async fn a_classic_dead_letter_queue_left_by_an_earlier_version_is_used_as_it_is
         .expect("a classic queue");
     let app = spawn_app_with(TestOptions {
         join: Some((namespace.clone(), token)),
+        extra_args: vec!["--dead-letter-queues=quorum".to_owned()],
         ..TestOptions::default()
     })
     .await;

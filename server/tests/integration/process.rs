@@ -210,17 +210,21 @@ impl Deployment {
             ("bus-namespace".to_owned(), namespace.clone()),
             ("admin-token".to_owned(), admin_token.clone()),
             ("bus-timeout".to_owned(), "5000".to_owned()),
+            (
+                "dead-letter-queues".to_owned(),
+                crate::helpers::CLASSIC_DEAD_LETTERS.to_owned(),
+            ),
             // Every request of a test comes from one address, as in the benchmark: the
             // per-address limits (tested on their own in `security`) would refuse the test's
             // visitors once its polling had made 120 of them in a minute.
             ("rate-limit-visitors-per-minute".to_owned(), "0".to_owned()),
             ("rate-limit-likes-per-minute".to_owned(), "0".to_owned()),
         ];
-        shared.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
+        // `extra` adds flags or replaces the ones above.
+        for (flag, value) in extra {
+            shared.retain(|(kept, _)| kept != flag);
+            shared.push(((*flag).to_owned(), (*value).to_owned()));
+        }
 
         let catalog_db = fresh_database(Engine::Postgres, &dir).await;
         let mut args = shared.clone();
