@@ -10,6 +10,16 @@ use std::time::Duration;
 const RABBITMQ: &str = "127.0.0.1:5672";
 const POSTGRESQL: &str = "127.0.0.1:5432";
 
+/// Waits until every counter of the two services equals a recount.
+async fn recounted(catalog: &TestApp, web: &TestApp) {
+    wait_until("every counter equals a recount", || async {
+        miscounted(&catalog.catalog_database, &web.web_database)
+            .await
+            .is_empty()
+    })
+    .await;
+}
+
 /// Creates `count` products through the catalog's API and waits until `web`'s gallery has them.
 async fn products(catalog: &TestApp, web: &TestApp, count: usize) -> Vec<i64> {
     let mut ids = Vec::new();
@@ -71,12 +81,7 @@ async fn a_storm_through_50_ms_of_jittery_latency_between_web_and_broker_ends_ex
         counts.get(&ids[0]) == Some(&20) && ids[1..].iter().all(|id| counts.get(id) == Some(&30))
     })
     .await;
-    wait_until("every counter equals a recount", || async {
-        miscounted(&catalog.catalog_database, &web.web_database)
-            .await
-            .is_empty()
-    })
-    .await;
+    recounted(&catalog, &web).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,12 +177,7 @@ async fn the_catalog_cut_off_from_the_broker_for_30_s_catches_up_exact() {
         viewer.products().await.iter().any(|p| p["id"] == during)
     })
     .await;
-    wait_until("every counter equals a recount", || async {
-        miscounted(&catalog.catalog_database, &web.web_database)
-            .await
-            .is_empty()
-    })
-    .await;
+    recounted(&catalog, &web).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,10 +241,5 @@ async fn a_web_instance_cut_off_from_its_database_answers_503_then_catches_up_ex
                 .any(|p| p["id"] == ids[1] && p["title"] == "Renamed while cut off")
     })
     .await;
-    wait_until("every counter equals a recount", || async {
-        miscounted(&catalog.catalog_database, &web.web_database)
-            .await
-            .is_empty()
-    })
-    .await;
+    recounted(&catalog, &web).await;
 }

@@ -78,19 +78,16 @@ async fn an_instance_stays_ready_while_the_broker_is_unreachable_and_says_so() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_the_broker_refuses_takes_the_instance_out_until_it_is_fixed() {
-    // Someone declared the catalog's like queue by hand, as a classic queue: the catalog's
-    // declaration (a quorum queue) is refused with PRECONDITION_FAILED.
-    let (namespace, token) = (unique("lg_test"), unique("token"));
-    let queue = format!("{namespace}.catalog.likes");
+/// Declares durable classic queue `name` by hand, as an operator (or an earlier version) would;
+/// the connection and channel stay open for the test's later steps.
+async fn declare_classic_queue(name: &str) -> (lapin::Connection, lapin::Channel) {
     let connection = lapin::Connection::connect(&amqp_url(), Default::default())
         .await
         .expect("the broker is up");
     let channel = connection.create_channel().await.unwrap();
     channel
         .queue_declare(
-            queue.as_str().into(),
+            name.into(),
             lapin::options::QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
@@ -99,6 +96,16 @@ async fn a_consumer_the_broker_refuses_takes_the_instance_out_until_it_is_fixed(
         )
         .await
         .expect("a classic queue");
+    (connection, channel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_the_broker_refuses_takes_the_instance_out_until_it_is_fixed() {
+    // Someone declared the catalog's like queue by hand, as a classic queue: the catalog's
+    // declaration (a quorum queue) is refused with PRECONDITION_FAILED.
+    let (namespace, token) = (unique("lg_test"), unique("token"));
+    let queue = format!("{namespace}.catalog.likes");
+    let (connection, channel) = declare_classic_queue(&queue).await;
     let app = spawn_app_with(TestOptions {
         join: Some((namespace, token)),
         ..TestOptions::default()
@@ -147,21 +154,7 @@ async fn a_classic_dead_letter_queue_left_by_an_earlier_version_is_used_as_it_is
     // still holds one refuses the new declaration, and the instance must start anyway.
     let (namespace, token) = (unique("lg_test"), unique("token"));
     let dead_letters = format!("{namespace}.catalog.likes.dead-letter");
-    let connection = lapin::Connection::connect(&amqp_url(), Default::default())
-        .await
-        .expect("the broker is up");
-    let channel = connection.create_channel().await.unwrap();
-    channel
-        .queue_declare(
-            dead_letters.as_str().into(),
-            lapin::options::QueueDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            Default::default(),
-        )
-        .await
-        .expect("a classic queue");
+    let (connection, _channel) = declare_classic_queue(&dead_letters).await;
     let app = spawn_app_with(TestOptions {
         join: Some((namespace.clone(), token)),
         extra_args: vec!["--dead-letter-queues=quorum".to_owned()],
