@@ -8,7 +8,7 @@
 //!   connection (`Live`, `LiveIndicator`)
 //! - `api`: server functions; each one authorises, parses and delegates to the `Backend`
 //! - `backend` (ssr only): the trait the `server` crate implements for the pages
-//! - `pages`: one module per page (`GalleryPage`, `AdminPage`, `NotFoundPage`)
+//! - `pages`: one module per page (`GalleryPage`, `AdminRoute`, `NotFoundPage`)
 //!
 //! Build with feature `ssr` for the server and `hydrate` for the browser; never both.
 
@@ -24,8 +24,8 @@ pub mod wire;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::{path, SsrMode};
-use pages::{AdminPage, GalleryPage, NotFoundPage};
+use leptos_router::{path, Lazy, SsrMode};
+use pages::{AdminRoute, GalleryPage, NotFoundPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -55,13 +55,6 @@ pub fn App() -> impl IntoView {
     live::provide_live();
     #[cfg(feature = "ssr")]
     set_content_security_policy();
-    // Effects run only in the browser: the attribute tells tests (and curious people) that the
-    // page is interactive.
-    Effect::new(move |_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
 
     view! {
         <Title text="live-gallery"/>
@@ -78,7 +71,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFoundPage>
                     // Async rendering sends complete HTML: pages read and work without JavaScript.
                     <Route path=path!("") view=GalleryPage ssr=SsrMode::Async/>
-                    <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async/>
+                    <Route path=path!("admin") view={Lazy::<AdminRoute>::new()} ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
@@ -106,10 +99,20 @@ fn set_content_security_policy() {
     }
 }
 
-/// Entry point of the wasm bundle: attaches the app to the server-rendered page.
+/// Entry point of the wasm bundle: attaches the app to the server-rendered page. Hydration is
+/// asynchronous (on `/admin` it waits for the admin bundle); `data-hydrated` on `<body>` tells
+/// tests (and curious people) that all of the page, lazily loaded parts included, is interactive.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
+    let Some(body) = document().body() else {
+        return;
+    };
+    wasm_bindgen_futures::spawn_local(async move {
+        leptos::mount::hydrate_from_async(body.clone(), App)
+            .await
+            .forget();
+        let _ = body.set_attribute("data-hydrated", "true");
+    });
 }

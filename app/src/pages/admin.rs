@@ -6,9 +6,25 @@ use crate::api::{admin_session, ResyncGallery, SignIn, SignOut};
 use crate::wire::AppError;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
+use leptos_router::{lazy_route, LazyRoute};
+
+/// The `/admin` route. Its code is a bundle of its own (`cargo leptos build --split`), loaded
+/// when a visitor opens the admin pages, so a gallery visitor never downloads it.
+pub struct AdminRoute;
+
+#[lazy_route]
+impl LazyRoute for AdminRoute {
+    fn data() -> Self {
+        AdminRoute
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <AdminPage/> }.into_any()
+    }
+}
 
 #[component]
-pub fn AdminPage() -> impl IntoView {
+fn AdminPage() -> impl IntoView {
     let sign_in = ServerAction::<SignIn>::new();
     let sign_out = ServerAction::<SignOut>::new();
     let session = Resource::new(
