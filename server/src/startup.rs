@@ -8,7 +8,7 @@ use crate::bus::memory::MemoryBus;
 use crate::bus::outbox::{Relay, RelayWaker};
 use crate::bus::{Bus, BusError, QueueSpec, Topology};
 use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler, ResyncHandler};
-use crate::config::{Config, DeadLetterQueues, Role};
+use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::edge::limits::{self, RateLimiter};
 use crate::edge::serve::{self, Timeouts};
@@ -89,11 +89,10 @@ impl Application {
                     config.amqp_client_key_file.as_deref(),
                 )
                 .map_err(StartError::Config)?;
-                let bus = AmqpBus::with_tls(url.expose(), config.bus_timeout.0, tls);
-                Bus::Amqp(match config.dead_letter_queues {
-                    DeadLetterQueues::Quorum => bus,
-                    DeadLetterQueues::Classic => bus.with_classic_dead_letters(),
-                })
+                Bus::Amqp(
+                    AmqpBus::with_tls(url.expose(), config.bus_timeout.0, tls)
+                        .with_dead_letter_queues(config.dead_letter_queues),
+                )
             }
             None => {
                 if config.role != Role::All {
@@ -317,9 +316,8 @@ impl Application {
             };
             let files = web::files::router(
                 std::path::Path::new(&*leptos_options.site_root),
-                leptos_options
-                    .hash_files
-                    .then_some(&*leptos_options.site_pkg_dir),
+                &leptos_options.site_pkg_dir,
+                leptos_options.hash_files,
             );
             let visitor_pages = web::router(likes, gallery)
                 .merge(web::pages::router(leptos_options, backend))

@@ -7,6 +7,7 @@ use super::{
     BusError, Delivery, OutgoingMessage, QueueKind, QueueSpec, Settle as DeliverySettle,
     DEAD_LETTER_REASON, ORIGINAL_ROUTING_KEY,
 };
+use crate::config::DeadLetterQueues;
 use crate::parts::{Part, PartState};
 use futures_util::StreamExt;
 use lapin::options::{
@@ -50,8 +51,8 @@ struct Inner {
     tls: OwnedTLSConfig,
     timeout: Duration,
     publisher: Mutex<Option<PublishLink>>,
-    /// Whether dead-letter queues are declared as quorum queues (`DEAD_LETTER_QUEUES`).
-    quorum_dead_letters: bool,
+    /// The kind dead-letter queues are declared with (`DEAD_LETTER_QUEUES`).
+    dead_letter_queues: DeadLetterQueues,
     /// Connections rebuilt after a failure, for logs and metrics.
     reconnects: AtomicU64,
     /// Publishing and consuming links made so far, for their serial numbers.
@@ -165,7 +166,7 @@ async fn declare_dead_letter_queue(
 ) -> Result<Channel, BusError> {
     let limit = inner.timeout;
     let mut arguments = FieldTable::default();
-    if inner.quorum_dead_letters {
+    if inner.dead_letter_queues == DeadLetterQueues::Quorum {
         arguments.insert(
             "x-queue-type".into(),
             AMQPValue::LongString("quorum".into()),
@@ -280,12 +281,11 @@ fn close_in_background(connection: Connection) {
 }
 
 impl AmqpBus {
-    /// Declares dead-letter queues as classic queues rather than quorum queues (a single-node
-    /// broker). Call before first use.
-    pub fn with_classic_dead_letters(mut self) -> Self {
+    /// Declares dead-letter queues of `kind` (quorum by default). Call before first use.
+    pub fn with_dead_letter_queues(mut self, kind: DeadLetterQueues) -> Self {
         Arc::get_mut(&mut self.inner)
             .expect("set before the bus is shared")
-            .quorum_dead_letters = false;
+            .dead_letter_queues = kind;
         self
     }
 
@@ -314,7 +314,7 @@ impl AmqpBus {
                 tls,
                 timeout,
                 publisher: Mutex::new(None),
-                quorum_dead_letters: true,
+                dead_letter_queues: DeadLetterQueues::Quorum,
                 reconnects: AtomicU64::new(0),
                 links: AtomicU64::new(0),
             }),
