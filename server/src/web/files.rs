@@ -19,15 +19,15 @@ const KEEP_FOR_A_YEAR: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "public, no-cache";
 
 /// A route for each entry at the top of `site_root`: a directory's files under its name, a
-/// file at its own path. `hashed_dir` names the directory whose file names carry hashes, if
-/// the build hashed them. The pages router answers every other path.
-pub fn router(site_root: &Path, hashed_dir: Option<&str>) -> Router {
+/// file at its own path. `pkg_dir` names the build's directory (script, bundles, stylesheet),
+/// whose file names carry hashes when `hashed`. The pages router answers every other path.
+pub fn router(site_root: &Path, pkg_dir: &str, hashed: bool) -> Router {
     let mut router = Router::new();
     let Ok(entries) = std::fs::read_dir(site_root) else {
         tracing::warn!(site_root = %site_root.display(), "the site's files are missing: run `cargo leptos build --split`");
         return router;
     };
-    if hashed_dir.is_some_and(|dir| built_without_split(&site_root.join(dir))) {
+    if built_without_split(&site_root.join(pkg_dir)) {
         tracing::error!(
             site_root = %site_root.display(),
             "the wasm bundle was built without --split: pages will work without JavaScript but \
@@ -41,7 +41,7 @@ pub fn router(site_root: &Path, hashed_dir: Option<&str>) -> Router {
         let path = entry.path();
         if path.is_dir() {
             let files = ServeDir::new(&path).precompressed_br().precompressed_gzip();
-            let caching = if hashed_dir == Some(name.as_str()) {
+            let caching = if hashed && name == pkg_dir {
                 KEEP_FOR_A_YEAR
             } else {
                 REVALIDATE
