@@ -17,7 +17,7 @@ RUN cargo install wasm-bindgen-cli --version \
 COPY end2end/package.json end2end/package-lock.json end2end/
 RUN cd end2end && npm ci --no-audit --no-fund
 COPY . .
-RUN PATH="/src/end2end/node_modules/.bin:$PATH" cargo leptos build --release --split --precompress
+RUN PATH="/src/end2end/node_modules/.bin:$PATH" cargo leptos build --release --precompress
 
 # Runtime stage: the binary and the built site, nothing else, as an unprivileged user.
 FROM debian:bookworm-slim

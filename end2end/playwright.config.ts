@@ -1,6 +1,6 @@
 // Playwright set-up for live-gallery's end-to-end tests.
 //
-// Playwright starts the already-built server (`cargo leptos build --split` first) on embedded defaults:
+// Playwright starts the already-built server (`cargo leptos build` first) on embedded defaults:
 // fresh SQLite files under target/e2e/ and the in-process bus. It drives Debian's Chromium, never
 // a downloaded browser.
 import { defineConfig } from '@playwright/test';

@@ -183,7 +183,7 @@ pub async fn resync_gallery() -> Result<u64, AppError> {
         .resync()
         .await
         .map_err(|err| session::fail(back, err))?;
-    session::done(back);
+    session::done(&format!("/admin?resynced={products}"));
     Ok(products)
 }
 

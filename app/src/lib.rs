@@ -8,7 +8,12 @@
 //!   connection (`Live`, `LiveIndicator`)
 //! - `api`: server functions; each one authorises, parses and delegates to the `Backend`
 //! - `backend` (ssr only): the trait the `server` crate implements for the pages
-//! - `pages`: one module per page (`GalleryPage`, `AdminRoute`, `NotFoundPage`)
+//! - `pages`: one module per page (`GalleryPage`, `AdminPage`, `NotFoundPage`)
+//! - `islands`: how the browser tells that every interactive part of a page is ready
+//!
+//! Pages are rendered on the server; only islands (`#[island]`: the gallery's cards, the live
+//! indicator, the admin form's enhancements) are hydrated, so the browser's bundle holds them and
+//! nothing else: no client-side router, no page-level views.
 //!
 //! Build with feature `ssr` for the server and `hydrate` for the browser; never both.
 
@@ -16,6 +21,7 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod backend;
 pub mod domain;
+pub mod islands;
 pub mod live;
 pub mod pages;
 pub mod paging;
@@ -24,8 +30,8 @@ pub mod wire;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{Route, Router, Routes, A};
-use leptos_router::{path, Lazy, SsrMode};
-use pages::{AdminRoute, GalleryPage, NotFoundPage};
+use leptos_router::{path, SsrMode};
+use pages::{AdminPage, GalleryPage, NotFoundPage};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -38,7 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HashedStylesheet options=options.clone() id="leptos"/>
-                <HydrationScripts options/>
+                <HydrationScripts options islands=true/>
                 <MetaTags/>
             </head>
             <body>
@@ -71,7 +77,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFoundPage>
                     // Async rendering sends complete HTML: pages read and work without JavaScript.
                     <Route path=path!("") view=GalleryPage ssr=SsrMode::Async/>
-                    <Route path=path!("admin") view={Lazy::<AdminRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("admin") view=AdminPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>
@@ -99,20 +105,13 @@ fn set_content_security_policy() {
     }
 }
 
-/// Entry point of the wasm bundle: attaches the app to the server-rendered page. Hydration is
-/// asynchronous (on `/admin` it waits for the admin bundle); `data-hydrated` on `<body>` tells
-/// tests (and curious people) that all of the page, lazily loaded parts included, is interactive.
+/// Entry point of the wasm bundle, called before the islands hydrate: sets up what they share
+/// (the live connection) under the root owner every island is made in.
 #[cfg(feature = "hydrate")]
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    let Some(body) = document().body() else {
-        return;
-    };
-    wasm_bindgen_futures::spawn_local(async move {
-        leptos::mount::hydrate_from_async(body.clone(), App)
-            .await
-            .forget();
-        let _ = body.set_attribute("data-hydrated", "true");
-    });
+    leptos::mount::hydrate_islands();
+    let live = live::provide_live();
+    islands::when_hydrated(move || live::connect(live));
 }

@@ -1,6 +1,6 @@
 //! Live updates pushed from the web service to browsers over `GET /ws`: one JSON object per
-//! WebSocket text message, tagged by `type`; and the browser's side of it: a connection started
-//! after hydration (reconnecting with backoff) whose state and messages pages read from context.
+//! WebSocket text message, tagged by `type`; and the browser's side of it: one connection per page
+//! (reconnecting with backoff) whose state and messages every island reads from context.
 
 #[cfg(feature = "hydrate")]
 mod socket;
@@ -85,8 +85,9 @@ impl Live {
     }
 }
 
-/// Provides `Live` to the app and, in the browser, connects once the page is interactive.
-pub fn provide_live() {
+/// Provides `Live`: on the server to the app being rendered, in the browser to every island (it
+/// is called under their root owner, and `connect` opens the socket once they have hydrated).
+pub fn provide_live() -> Live {
     let live = Live {
         state: RwSignal::new(LinkState::Off),
         counts: RwSignal::new(HashMap::new()),
@@ -95,8 +96,13 @@ pub fn provide_live() {
         opened: RwSignal::new(0),
     };
     provide_context(live);
-    #[cfg(feature = "hydrate")]
-    Effect::new(move |_| socket::connect(live, 0));
+    live
+}
+
+/// Opens the page's live connection.
+#[cfg(feature = "hydrate")]
+pub fn connect(live: Live) {
+    socket::connect(live, 0);
 }
 
 /// The live connection of this page.
@@ -105,8 +111,9 @@ pub fn use_live() -> Live {
 }
 
 /// A small status line: nothing until the page is interactive, then "live" or "reconnecting…".
-#[component]
+#[island]
 pub fn LiveIndicator() -> impl IntoView {
+    crate::islands::ready();
     let live = use_live();
     move || {
         let (class, text) = match live.state.get() {

@@ -4,6 +4,6 @@ mod admin;
 pub mod gallery;
 mod not_found;
 
-pub use admin::AdminRoute;
+pub use admin::AdminPage;
 pub use gallery::GalleryPage;
 pub use not_found::NotFoundPage;

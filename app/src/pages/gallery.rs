@@ -1,9 +1,9 @@
 //! `/`: the gallery, rendered on the server from the web instance's gallery, a page of pictures
 //! at a time in the order the visitor picks (newest first or most liked), more as they scroll
-//! (a "more" link without JavaScript). Every card reads one page-level state: what was fetched
-//! and what was pushed since, arranged by `arrange`. Without JavaScript a like button posts a
-//! plain form; with it the count changes at once and is put back, with a message, if the server
-//! refuses.
+//! (a "more" link without JavaScript). The cards are one island: every card reads its state, what
+//! was fetched and what was pushed since, arranged by `arrange`. Without JavaScript a like button
+//! posts a plain form; with it the count changes at once and is put back, with a message, if the
+//! server refuses.
 
 pub mod arrange;
 #[cfg(feature = "hydrate")]
@@ -43,11 +43,13 @@ struct Page {
     loading: RwSignal<bool>,
     /// Products already fetched by id, so each is asked for once.
     asked: StoredValue<HashSet<ProductId>>,
+    /// Counts the requests to start over: only the latest one's answer is used.
+    restarts: StoredValue<u64>,
     shown: Memo<Arranged>,
 }
 
 impl Page {
-    fn new(live: Live, order: Memo<GalleryOrder>) -> Self {
+    fn new(live: Live, order: GalleryOrder) -> Self {
         let fetched = RwSignal::new(Fetched::default());
         let liked = RwSignal::new(HashMap::new());
         let shown = Memo::new(move |_| {
@@ -56,7 +58,7 @@ impl Page {
                     live.counts.with(|counts| {
                         liked.with(|liked| {
                             arrange(&Known {
-                                order: order.get(),
+                                order,
                                 fetched: &fetched.items,
                                 next: fetched.next,
                                 pushed,
@@ -76,8 +78,28 @@ impl Page {
             trouble: RwSignal::new(None),
             loading: RwSignal::new(false),
             asked: StoredValue::new(HashSet::new()),
+            restarts: StoredValue::new(0),
             shown,
         }
+    }
+
+    /// Fetches the page it started from again and starts over from it, keeping the cards
+    /// shown until the answer: the connection came back or the server asked for a resync.
+    fn restart(self, order: GalleryOrder, after: Option<String>) {
+        let restart = self.restarts.get_value() + 1;
+        self.restarts.set_value(restart);
+        spawn_local(async move {
+            let answer = list_products(Some(order.as_str().to_owned()), after).await;
+            if self.restarts.get_value() != restart {
+                return;
+            }
+            match answer {
+                Ok(first) => self.start(first, order),
+                Err(err) => self
+                    .trouble
+                    .set(Some(format!("The pictures did not reload: {err}"))),
+            }
+        });
     }
 
     /// Starts over from a first page.
@@ -224,7 +246,6 @@ fn parse_next(next: Option<String>, order: GalleryOrder) -> Option<Cursor> {
 
 #[component]
 pub fn GalleryPage() -> impl IntoView {
-    let live = use_live();
     let query = use_query_map();
     let order = Memo::new(move |_| {
         GalleryOrder::parse(query.read().get("sort").as_deref()).unwrap_or_default()
@@ -233,40 +254,55 @@ pub fn GalleryPage() -> impl IntoView {
     // A like refused without JavaScript comes back as `?reason=…`.
     let redirected_error = move || query.read().get("reason");
     let first = Resource::new(
-        move || (live.refresh.get(), order.get(), after.get()),
-        |(_, order, after)| list_products(Some(order.as_str().to_owned()), after),
+        move || (order.get(), after.get()),
+        |(order, after)| list_products(Some(order.as_str().to_owned()), after),
     );
-    let page = Page::new(live, order);
-    Effect::new(move |_| page.fetch_missing());
-    // The socket opens after the page was fetched: what changed in between was pushed to no one.
-    // Later opens (reconnects) start over instead.
-    Effect::new(move |_| {
-        if live.opened.get() == 1 {
-            page.catch_up(order.get_untracked(), after.get_untracked());
-        }
-    });
 
     view! {
         <h1>"Gallery"</h1>
         <OrderControl order/>
         {move || redirected_error().map(|reason| view! { <p role="alert" class="error">{reason}</p> })}
-        // A transition: fetching again (a reconnect, a resync) keeps the cards until the answer.
-        <Transition fallback=|| view! { <p class="status">"Loading pictures…"</p> }>
+        <Suspense fallback=|| view! { <p class="status">"Loading pictures…"</p> }>
             {move || Suspend::new(async move {
                 match first.await {
-                    Ok(fetched) => {
-                        page.start(fetched, order.get_untracked());
-                        view! { <Cards page/> }.into_any()
+                    Ok(first) => view! {
+                        <GalleryCards first order=order.get_untracked() after=after.get_untracked()/>
                     }
+                    .into_any(),
                     Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
                 }
             })}
-        </Transition>
+        </Suspense>
         {move || after.get().map(|_| {
             let href = format!("/?sort={}", order.get().as_str());
             view! { <p class="from-start"><a href=href>"Back to the first pictures"</a></p> }
         })}
     }
+}
+
+/// The cards and the way to more: the part of the gallery that lives in the browser, starting
+/// from the first page the server rendered.
+#[island]
+fn GalleryCards(first: Fetch, order: GalleryOrder, after: Option<String>) -> impl IntoView {
+    crate::islands::ready();
+    let live = use_live();
+    let page = Page::new(live, order);
+    page.start(first, order);
+    Effect::new(move |_| page.fetch_missing());
+    // The socket opens after the page was fetched: what changed in between was pushed to no one.
+    // Later opens (reconnects) and resyncs start over instead.
+    let caught_up = after.clone();
+    Effect::new(move |_| {
+        if live.opened.get() == 1 {
+            page.catch_up(order, caught_up.clone());
+        }
+    });
+    Effect::watch(
+        move || live.refresh.get(),
+        move |_, _, _| page.restart(order, after.clone()),
+        false,
+    );
+    view! { <Cards page/> }
 }
 
 /// The two orders, as links: they work without JavaScript and keep the order in the URL.

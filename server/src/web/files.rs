@@ -4,7 +4,6 @@
 //! build wrote them. Files whose names carry a hash of their content (the build's `/pkg/…`) may
 //! be kept for a year without asking again (`immutable`); the others (`public/`, whose names do
 //! not change with the content) carry `Last-Modified` and are revalidated (`no-cache`).
-//! A bundle built without `--split` is reported at start: its pages would never hydrate.
 
 use axum::http::header::{HeaderValue, CACHE_CONTROL};
 use axum::Router;
@@ -19,21 +18,14 @@ const KEEP_FOR_A_YEAR: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "public, no-cache";
 
 /// A route for each entry at the top of `site_root`: a directory's files under its name, a
-/// file at its own path. `pkg_dir` names the build's directory (script, bundles, stylesheet),
+/// file at its own path. `pkg_dir` names the build's directory (script, bundle, stylesheet),
 /// whose file names carry hashes when `hashed`. The pages router answers every other path.
 pub fn router(site_root: &Path, pkg_dir: &str, hashed: bool) -> Router {
     let mut router = Router::new();
     let Ok(entries) = std::fs::read_dir(site_root) else {
-        tracing::warn!(site_root = %site_root.display(), "the site's files are missing: run `cargo leptos build --split`");
+        tracing::warn!(site_root = %site_root.display(), "the site's files are missing: run `cargo leptos build`");
         return router;
     };
-    if built_without_split(&site_root.join(pkg_dir)) {
-        tracing::error!(
-            site_root = %site_root.display(),
-            "the wasm bundle was built without --split: pages will work without JavaScript but \
-             never become interactive; build with `cargo leptos build --split`"
-        );
-    }
     for entry in entries.flatten() {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
@@ -63,41 +55,4 @@ pub fn router(site_root: &Path, pkg_dir: &str, hashed: bool) -> Router {
         CACHE_CONTROL,
         HeaderValue::from_static(REVALIDATE),
     ))
-}
-
-/// The marker wasm-bindgen leaves where the lazily loaded admin bundle is imported; the split
-/// step of `cargo leptos build --split` replaces it with the loader's real name.
-const UNSPLIT_MARKER: &[u8] = b"__wasm_split_placeholder__";
-
-/// Whether a script in `pkg` still imports the unsplit marker, which no browser can resolve.
-fn built_without_split(pkg: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(pkg) else {
-        return false;
-    };
-    entries.flatten().any(|entry| {
-        let path = entry.path();
-        path.extension().is_some_and(|ext| ext == "js")
-            && std::fs::read(&path).is_ok_and(|script| {
-                script
-                    .windows(UNSPLIT_MARKER.len())
-                    .any(|window| window == UNSPLIT_MARKER)
-            })
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bundle_built_without_split_is_recognised() {
-        let dir = std::env::temp_dir().join(format!("lg-files-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = dir.join("live-gallery.abc.js");
-        std::fs::write(&script, "import * as m from './__wasm_split.abc.js';").unwrap();
-        assert!(!built_without_split(&dir));
-        std::fs::write(&script, "import * as m from '__wasm_split_placeholder__';").unwrap();
-        assert!(built_without_split(&dir));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }

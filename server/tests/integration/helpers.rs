@@ -299,7 +299,7 @@ pub async fn try_spawn_app_with(
         config.amqp_url = None;
     }
 
-    // The files `cargo leptos build --split` wrote, under hashed names, as the binary finds them.
+    // The files `cargo leptos build` wrote, under hashed names, as the binary finds them.
     let leptos_options = leptos::config::LeptosOptions::builder()
         .output_name("live-gallery")
         .site_root(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"))
@@ -738,7 +738,7 @@ const HASH_FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/ha
 /// The path of the built site's `live-gallery.<hash>.<kind>` (`js`, `wasm` or `css`).
 pub fn built_file(kind: &str) -> String {
     let hashes = std::fs::read_to_string(HASH_FILE)
-        .expect("the site is built (`cargo leptos build --split` writes target/debug/hash.txt)");
+        .expect("the site is built (`cargo leptos build` writes target/debug/hash.txt)");
     let hash = hashes
         .lines()
         .find_map(|line| line.strip_prefix(&format!("{kind}:")))

@@ -720,46 +720,21 @@ async fn fanout(args: &Args, cluster: &Cluster, products: &[i64]) -> Result<Vec<
     Ok(figures)
 }
 
-/// The release wasm bundle a first visit to `/` loads, gzipped (`gzip -9`); the bundles split
-/// off beside it (`split_*.wasm`, loaded by the pages that need them) are named in the checks.
+/// The release wasm bundle, gzipped (`gzip -9`): the site's only one, loaded by every page.
 fn wasm_size(path: &std::path::Path) -> Result<Figure, String> {
-    let gzipped = |path: &std::path::Path| -> Option<usize> {
-        let output = std::process::Command::new("gzip")
-            .args(["-9", "-c"])
-            .arg(path)
-            .output()
-            .ok()?;
-        output.status.success().then_some(output.stdout.len())
-    };
-    let main = gzipped(path);
+    let output = std::process::Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .ok()
+        .filter(|output| output.status.success());
     let raw = std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0);
-    let mut split: Vec<String> = path
-        .parent()
-        .and_then(|dir| std::fs::read_dir(dir).ok())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|file| {
-            file.file_name()
-                .and_then(|name| name.to_str())
-                .is_some_and(|name| name.starts_with("split_") && name.ends_with(".wasm"))
-        })
-        .map(|file| {
-            let size =
-                gzipped(&file).map_or("?".to_owned(), |b| format!("{:.0}", b as f64 / 1000.0));
-            format!(
-                "{} {size} kB",
-                file.file_name().unwrap_or_default().to_string_lossy()
-            )
-        })
-        .collect();
-    split.sort();
-    let found = main.is_some();
+    let found = output.is_some();
+    let gzipped = output.map_or(0, |output| output.stdout.len());
     Ok(figure(
         "wasm bundle (release)",
-        "gzipped size, what / loads",
-        main.unwrap_or(0) as f64 / 1000.0,
+        "gzipped size",
+        gzipped as f64 / 1000.0,
         "kB",
     )
     .target(Goal::AtMost, 250.0)
@@ -767,18 +742,13 @@ fn wasm_size(path: &std::path::Path) -> Result<Figure, String> {
         found,
         if found {
             format!(
-                "{} ({:.0} kB before gzip); loaded later, gzipped: {}",
+                "{} ({:.0} kB before gzip)",
                 path.display(),
-                raw as f64 / 1000.0,
-                if split.is_empty() {
-                    "none".to_owned()
-                } else {
-                    split.join(", ")
-                }
+                raw as f64 / 1000.0
             )
         } else {
             format!(
-                "{} not found: build with `cargo leptos build --release --split`",
+                "{} not found: build with `cargo leptos build --release`",
                 path.display()
             )
         },
