@@ -6,7 +6,9 @@
 
 use leptos::prelude::*;
 
-/// Called first thing in every island's body: counts the island as hydrated once its view is.
+/// Called first thing in every island's body: counts the island as hydrated once its view is. An
+/// island that does not call it keeps its page from ever counting as interactive (and the
+/// end-to-end tests, which wait for that, from passing).
 pub fn ready() {
     // An effect runs after the island's view has hydrated (its listeners are attached), and only
     // in the browser.

@@ -206,7 +206,7 @@ fn ProductFields(
     title: String,
     image: String,
     error: Option<FieldError>,
-) -> impl IntoView {
+) -> AnyView {
     view! {
         <Field
             id=format!("{prefix}-title")
@@ -219,6 +219,9 @@ fn ProductFields(
         <ImageField id=format!("{prefix}-image") value=image error=FieldError::about(&error, "image")/>
         <FormError error/>
     }
+    // Erased: nested in a table row's type, the fields' full type is deeper than the compiler
+    // follows in a release build.
+    .into_any()
 }
 
 /// The image address and, once typing pauses, a preview of the picture beside it: a picture is
