@@ -160,15 +160,15 @@ pub async fn update_product(id: String, title: String, image: String) -> Result<
 /// Deletes a product (the page asks for confirmation first).
 #[server(endpoint = "delete_product")]
 pub async fn delete_product(id: String) -> Result<(), AppError> {
-    let back = "/admin";
+    let back = format!("/admin?delete={}", session::query_value(&id));
     let backend = crate::backend::backend()?;
-    session::require_admin(back).await?;
-    let id = ProductId::parse(&id).map_err(|err| session::fail(back, err.into()))?;
+    session::require_admin(&back).await?;
+    let id = ProductId::parse(&id).map_err(|err| session::fail(&back, err.into()))?;
     backend
         .delete_product(id)
         .await
-        .map_err(|err| session::fail(back, err))?;
-    session::done(back);
+        .map_err(|err| session::fail(&back, err))?;
+    session::done("/admin");
     Ok(())
 }
 

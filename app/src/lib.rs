@@ -1,4 +1,5 @@
-//! live-gallery's user interface: a Leptos app rendered on the server and hydrated in the browser.
+//! live-gallery's user interface: a Leptos app rendered on the server, its islands hydrated in the
+//! browser.
 //!
 //! Layout:
 //! - `domain`: validated input types (`ProductTitle`, `ImageUrl`, `ProductId`) shared with the server

@@ -83,9 +83,6 @@ for (const colorScheme of ['light', 'dark'] as const) {
     });
 
     test.describe('admin', () => {
-      // The refused save of the edit form is answered 422, which the browser logs.
-      test.use({ allowedConsoleErrors: [/status of 422 \(Unprocessable Entity\)/] });
-
     test('the admin page signed out, signed in, and an edit form with an error', async ({ admin, page, baseURL }) => {
       await admin.open();
       await expectNoViolations(page, 'the admin sign-in');

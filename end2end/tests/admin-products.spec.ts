@@ -40,9 +40,6 @@ test('create, see in the table and the gallery, edit, then delete a product', as
 });
 
 test.describe('a refused product', () => {
-  // The browser logs the 422 answer itself; nothing else may appear.
-  test.use({ allowedConsoleErrors: [/status of 422 \(Unprocessable Entity\)/] });
-
   test('a bad image URL is shown next to the field and nothing is stored', async ({ admin }) => {
     const title = uniqueTitle('Sneaky');
     await admin.open();

@@ -26,9 +26,6 @@ test('the token field can be revealed and hidden again once the page is interact
 });
 
 test.describe('a refused sign-in', () => {
-  // The browser logs the 401 answer itself; nothing else may appear.
-  test.use({ allowedConsoleErrors: [/status of 401 \(Unauthorized\)/] });
-
   test('a wrong token is refused with a clear message', async ({ admin }) => {
     await admin.open();
     await admin.signIn('definitely-not-the-token');

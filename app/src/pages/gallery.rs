@@ -140,9 +140,13 @@ impl Page {
                         fetched.next = parse_next(page.next, cursor.order);
                     }
                 }),
-                Err(err) => self
-                    .trouble
-                    .set(Some(format!("More pictures did not load: {err}"))),
+                // Unless the page started over meanwhile: then the failure is of no concern.
+                Err(err) => {
+                    if self.fetched.with_untracked(|f| f.generation) == generation {
+                        self.trouble
+                            .set(Some(format!("More pictures did not load: {err}")));
+                    }
+                }
             }
         });
     }

@@ -46,8 +46,9 @@ pub fn ProductManager(products: AdminProducts) -> impl IntoView {
             .map(|(field, message)| FieldError { field, message });
         (query_id("edit"), query_id("delete"), error)
     };
-    // The error belongs to the row being edited, if any, and otherwise to the create form.
-    let (create_error, row_error) = if editing.is_some() {
+    // The error belongs to the row being edited or deleted, if any, and otherwise to the create
+    // form.
+    let (create_error, row_error) = if editing.is_some() || deleting.is_some() {
         (None, error)
     } else {
         (error, None)
