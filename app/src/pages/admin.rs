@@ -13,19 +13,16 @@ use leptos_router::hooks::use_query_map;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
-    let session = Resource::new(|| (), |_| admin_session());
+    let session = OnceResource::new(admin_session());
     // Made outside any `Suspend`: the server runs a suspended view's body more than once while
     // resolving it, and would fetch the list once per run. Fetched only when signed in.
-    let products: products::AdminProducts = Resource::new(
-        || (),
-        move |_| async move {
-            match session.await {
-                Ok(true) => admin_products().await.map(Some),
-                Ok(false) => Ok(None),
-                Err(err) => Err(err),
-            }
-        },
-    );
+    let products: products::AdminProducts = OnceResource::new(async move {
+        match session.await {
+            Ok(true) => admin_products().await.map(Some),
+            Ok(false) => Ok(None),
+            Err(err) => Err(err),
+        }
+    });
     view! {
         <h1>"Admin"</h1>
         <Suspense fallback=|| view! { <p class="status">"Checking your session…"</p> }>

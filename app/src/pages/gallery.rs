@@ -250,37 +250,39 @@ fn parse_next(next: Option<String>, order: GalleryOrder) -> Option<Cursor> {
 
 #[component]
 pub fn GalleryPage() -> impl IntoView {
-    let query = use_query_map();
-    let order = Memo::new(move |_| {
-        GalleryOrder::parse(query.read().get("sort").as_deref()).unwrap_or_default()
+    // Rendered once per request, on the server: the query is read once. A like refused without
+    // JavaScript comes back as `?reason=…`.
+    let (order, after, redirected_error) = {
+        let query = use_query_map();
+        let query = query.read_untracked();
+        let order = GalleryOrder::parse(query.get("sort").as_deref()).unwrap_or_default();
+        (order, query.get("after"), query.get("reason"))
+    };
+    let first = OnceResource::new(list_products(
+        Some(order.as_str().to_owned()),
+        after.clone(),
+    ));
+    let from_start = after.is_some().then(|| {
+        let href = format!("/?sort={}", order.as_str());
+        view! { <p class="from-start"><a href=href>"Back to the first pictures"</a></p> }
     });
-    let after = Memo::new(move |_| query.read().get("after"));
-    // A like refused without JavaScript comes back as `?reason=…`.
-    let redirected_error = move || query.read().get("reason");
-    let first = Resource::new(
-        move || (order.get(), after.get()),
-        |(order, after)| list_products(Some(order.as_str().to_owned()), after),
-    );
 
     view! {
         <h1>"Gallery"</h1>
         <OrderControl order/>
-        {move || redirected_error().map(|reason| view! { <p role="alert" class="error">{reason}</p> })}
+        {redirected_error.map(|reason| view! { <p role="alert" class="error">{reason}</p> })}
         <Suspense fallback=|| view! { <p class="status">"Loading pictures…"</p> }>
-            {move || Suspend::new(async move {
-                match first.await {
-                    Ok(first) => view! {
-                        <GalleryCards first order=order.get_untracked() after=after.get_untracked()/>
+            {move || {
+                let after = after.clone();
+                Suspend::new(async move {
+                    match first.await {
+                        Ok(first) => view! { <GalleryCards first order after/> }.into_any(),
+                        Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
                     }
-                    .into_any(),
-                    Err(err) => view! { <p role="alert" class="error">{err.to_string()}</p> }.into_any(),
-                }
-            })}
+                })
+            }}
         </Suspense>
-        {move || after.get().map(|_| {
-            let href = format!("/?sort={}", order.get().as_str());
-            view! { <p class="from-start"><a href=href>"Back to the first pictures"</a></p> }
-        })}
+        {from_start}
     }
 }
 
@@ -311,12 +313,12 @@ fn GalleryCards(first: Fetch, order: GalleryOrder, after: Option<String>) -> imp
 
 /// The two orders, as links: they work without JavaScript and keep the order in the URL.
 #[component]
-fn OrderControl(order: Memo<GalleryOrder>) -> impl IntoView {
-    let current = move |which: GalleryOrder| (order.get() == which).then_some("true");
+fn OrderControl(order: GalleryOrder) -> impl IntoView {
+    let current = |which: GalleryOrder| (order == which).then_some("true");
     view! {
         <nav class="order" aria-label="Order of the pictures">
-            <a href="/?sort=newest" aria-current=move || current(GalleryOrder::Newest)>"Newest"</a>
-            <a href="/?sort=likes" aria-current=move || current(GalleryOrder::Likes)>"Most liked"</a>
+            <a href="/?sort=newest" aria-current=current(GalleryOrder::Newest)>"Newest"</a>
+            <a href="/?sort=likes" aria-current=current(GalleryOrder::Likes)>"Most liked"</a>
         </nav>
     }
 }

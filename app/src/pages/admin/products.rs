@@ -32,7 +32,7 @@ impl FieldError {
 }
 
 /// The product list of the admin page: `None` for a visitor who is not signed in.
-pub type AdminProducts = Resource<Result<Option<Vec<Product>>, AppError>>;
+pub type AdminProducts = OnceResource<Result<Option<Vec<Product>>, AppError>>;
 
 #[component]
 pub fn ProductManager(products: AdminProducts) -> impl IntoView {
