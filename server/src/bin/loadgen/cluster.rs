@@ -4,6 +4,7 @@
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::Executor;
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -199,6 +200,68 @@ impl Cluster {
     pub fn cpu_sample(&self) -> crate::cpu::Sample {
         let webs: Vec<u32> = self.webs.iter().map(Process::pid).collect();
         crate::cpu::sample(&webs, self.catalog.as_ref().map(Process::pid))
+    }
+
+    /// Transactions committed so far in each service's database (`catalog`, `web`), from
+    /// PostgreSQL's own statistics; empty for the embedded set-up. PostgreSQL flushes a
+    /// backend's counts at most 10 s after it goes idle, so this waits until they stay still for
+    /// longer than that.
+    pub async fn commits(&self) -> BTreeMap<&'static str, i64> {
+        let mut counts = BTreeMap::new();
+        if self.databases.is_empty() {
+            return counts;
+        }
+        let Ok(admin) = admin_pool(&self.services).await else {
+            return counts;
+        };
+        let read = || async {
+            let mut now = BTreeMap::new();
+            for (label, name) in ["catalog", "web"].into_iter().zip(&self.databases) {
+                let commits: Option<i64> = sqlx::query_scalar(
+                    "select xact_commit from pg_stat_database where datname = $1",
+                )
+                .bind(name)
+                .fetch_optional(&admin)
+                .await
+                .ok()
+                .flatten();
+                now.insert(label, commits.unwrap_or(0));
+            }
+            now
+        };
+        let mut last = read().await;
+        let mut steady = 0;
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = read().await;
+            steady = if now == last { steady + 1 } else { 0 };
+            last = now;
+            if steady > 10 {
+                break;
+            }
+        }
+        admin.close().await;
+        counts.extend(last);
+        counts
+    }
+
+    /// Messages every process of the deployment has published to the bus so far, summed from
+    /// their `/metrics` (`live_gallery_events_published_total`).
+    pub async fn published(&self) -> u64 {
+        let client = reqwest::Client::new();
+        let mut total = 0.0;
+        for process in self.catalog.iter().chain(&self.webs) {
+            let Ok(response) = client.get(process.url("/metrics")).send().await else {
+                continue;
+            };
+            let text = response.text().await.unwrap_or_default();
+            total += text
+                .lines()
+                .filter(|line| line.starts_with("live_gallery_events_published_total{"))
+                .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+        total as u64
     }
 
     /// Stops every process and drops the databases.

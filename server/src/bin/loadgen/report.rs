@@ -38,6 +38,8 @@ impl Figure {
 fn number(value: f64, unit: &str) -> String {
     let digits = if value >= 100.0 || value.fract() == 0.0 {
         0
+    } else if value < 1.0 {
+        3
     } else {
         1
     };
