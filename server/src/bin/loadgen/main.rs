@@ -183,9 +183,16 @@ async fn run(args: &Args) -> Result<Vec<Figure>, String> {
     };
     let mut figures = Vec::new();
 
-    if ["reads", "storm", "storm-sockets", "idle", "fanout", "big-gallery"]
-        .iter()
-        .any(|s| args.wants(s))
+    if [
+        "reads",
+        "storm",
+        "storm-sockets",
+        "idle",
+        "fanout",
+        "big-gallery",
+    ]
+    .iter()
+    .any(|s| args.wants(s))
     {
         say("starting a catalog and two web instances (PostgreSQL, RabbitMQ)");
         let cluster = Cluster::production(&services, 2).await?;
@@ -585,12 +592,17 @@ async fn storm(
     let likes = result.answered.max(1) as f64;
     let published = cluster.published().await.saturating_sub(published_before);
     figures.push(
-        figure(scenario, "bus messages published per like", published as f64 / likes, "")
-            .target(Goal::AtMost, 0.05)
-            .checked(
-                true,
-                format!("{published} messages published (live_gallery_events_published_total)"),
-            ),
+        figure(
+            scenario,
+            "bus messages published per like",
+            published as f64 / likes,
+            "",
+        )
+        .target(Goal::AtMost, 0.05)
+        .checked(
+            true,
+            format!("{published} messages published (live_gallery_events_published_total)"),
+        ),
     );
     let commits_after = cluster.commits().await;
     for (database, after) in &commits_after {
@@ -603,7 +615,10 @@ async fn storm(
                 "",
             )
             .target(Goal::AtMost, 0.05)
-            .checked(true, format!("{committed} transactions committed (pg_stat_database)")),
+            .checked(
+                true,
+                format!("{committed} transactions committed (pg_stat_database)"),
+            ),
         );
     }
 
@@ -751,14 +766,8 @@ async fn live_changes(
     let rss_before = web.rss_bytes().unwrap_or(0);
     say(&format!("{scenario}: {} s of changes", args.duration));
     let before = cluster.cpu_sample();
-    let (done, failures) = sockets::run_probes(
-        clicks.clone(),
-        cookies,
-        web.url(""),
-        watched.rate,
-        duration,
-    )
-    .await;
+    let (done, failures) =
+        sockets::run_probes(clicks.clone(), cookies, web.url(""), watched.rate, duration).await;
     let mut want = initial.clone();
     want.extend(sockets::probe_counts(&clicks, &done));
     let agreeing = sockets::wait_for_sockets(&watches, &want, Duration::from_secs(60)).await;
