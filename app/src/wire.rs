@@ -14,6 +14,10 @@ pub struct Product {
     pub image: ImageUrl,
     /// How many visitors like it right now.
     pub likes: i64,
+    /// The version of `likes`: it grows with every change of the count, so of two counts of a
+    /// product, the one with the higher version is the newer (0: not known).
+    #[serde(default)]
+    pub likes_version: i64,
 }
 
 /// A product in the gallery, with whether this visitor likes it.
@@ -29,6 +33,8 @@ pub struct GalleryItem {
 pub struct LikeState {
     pub id: ProductId,
     pub likes: i64,
+    /// The version of `likes`, as in [`Product::likes_version`].
+    pub likes_version: i64,
     pub liked: bool,
 }
 

@@ -18,7 +18,7 @@ user() {
 user "$prefix-catalog" "$4"
 user "$prefix-web" "$5"
 
-# The catalog: its exchange, its queues (likes, resync) and their dead-letter exchanges and
+# The catalog: its exchange, its queues (like counts, resync) and their dead-letter exchanges and
 # queues; it reads the web service's exchange to bind its queues to it.
 catalog_own="^$ns\\.catalog(\\.(likes|resync)(\\.dead-letter)?)?\$"
 catalog_read="^$ns\\.(web|catalog(\\.(likes|resync)(\\.dead-letter)?)?)\$"

@@ -157,12 +157,12 @@ impl Topology {
         }
     }
 
-    /// Where the catalog publishes product and like-count events.
+    /// Where the catalog publishes product events.
     pub fn catalog_exchange(&self) -> String {
         format!("{}.catalog", self.namespace)
     }
 
-    /// Where the web service publishes like events.
+    /// Where the web service publishes like counts, gallery changes and resync requests.
     pub fn web_exchange(&self) -> String {
         format!("{}.web", self.namespace)
     }
@@ -184,9 +184,16 @@ impl Topology {
         }
     }
 
-    /// The catalog's like events from every web instance.
+    /// The like counts every web instance commits, for the catalog's copy of them. (Queues
+    /// made by versions before v2 of the events are also bound to `like.*`, whose events no
+    /// one publishes any more.)
     pub fn catalog_likes(&self, prefetch: u16) -> QueueSpec {
-        self.durable("catalog.likes", self.web_exchange(), &["like.*"], prefetch)
+        self.durable(
+            "catalog.likes",
+            self.web_exchange(),
+            &["likes.counted"],
+            prefetch,
+        )
     }
 
     /// Resync requests from web services (a fresh database, a new catalog epoch); one at a time
@@ -211,15 +218,15 @@ impl Topology {
         )
     }
 
-    /// What the read model committed, for one web instance's in-memory gallery: a queue of its
-    /// own, so every instance hears every change that any instance applied, gone when the
-    /// instance goes.
+    /// What the read model committed and every count the web database committed, for one web
+    /// instance's in-memory gallery: a queue of its own, so every instance hears every change
+    /// that any instance applied, gone when the instance goes.
     pub fn web_gallery(&self, prefetch: u16) -> QueueSpec {
         QueueSpec {
             queue: self.queue(&format!("web.gallery.{}", uuid::Uuid::new_v4().simple())),
             exchange: self.web_exchange(),
             declares_exchange: true,
-            bindings: vec!["gallery.changed".to_owned()],
+            bindings: vec!["gallery.changed".to_owned(), "likes.counted".to_owned()],
             kind: QueueKind::Live,
             prefetch,
         }

@@ -2,11 +2,12 @@
 //! consumer's edge. Their `type` tags are the routing keys.
 
 use crate::bus::Event;
-use app::domain::{ImageUrl, ProductId, ProductTitle, VisitorId};
+use app::domain::{ImageUrl, ProductId, ProductTitle};
 use app::wire::Product;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod legacy;
 pub mod schema;
 
 /// Where a product event stands among all the catalog's events about that product: the newer
@@ -23,7 +24,8 @@ pub struct Stamp {
     pub deleted: bool,
 }
 
-/// A product as the catalog has it after a change, with the stamp of that change.
+/// A product as the catalog has it after a change, with the stamp of that change: its face
+/// (title and image), never its like count, which the web service owns (`likes.counted`).
 /// Every product event carries the whole snapshot, so "newest stamp wins" is always right.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ProductSnapshot {
@@ -35,7 +37,6 @@ pub struct ProductSnapshot {
     /// An absolute http(s) URL of at most 2,000 characters.
     #[schemars(with = "String", url, length(max = 2000))]
     pub image: ImageUrl,
-    pub likes: i64,
     /// Grows by one with every change to the product.
     pub version: i64,
     /// The catalog data's identity, made when the catalog's database was created: an event of
@@ -46,19 +47,17 @@ pub struct ProductSnapshot {
     /// generation wins over any version.
     #[serde(default)]
     pub generation: i64,
-    /// In a count change: when the earliest like it counts was committed on a web instance
-    /// (Unix milliseconds), so each instance can measure how long likes take to reach browsers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub liked_at_ms: Option<i64>,
 }
 
 impl ProductSnapshot {
-    pub fn product(&self) -> Product {
+    /// The product as shown, with the like count `likes` (at `likes_version`) from elsewhere.
+    pub fn product(&self, likes: i64, likes_version: i64) -> Product {
         Product {
             id: self.id,
             title: self.title.clone(),
             image: self.image.clone(),
-            likes: self.likes,
+            likes,
+            likes_version,
         }
     }
 
@@ -108,8 +107,11 @@ pub enum CatalogEvent {
     ProductCreated(ProductSnapshot),
     #[serde(rename = "product.updated")]
     ProductUpdated(ProductSnapshot),
-    /// The like count changed; carries the whole product like the others.
-    #[serde(rename = "product.likes_changed")]
+    /// A like count changed: published by catalogs before v2 of the events, when the catalog
+    /// owned the counts. Still read from a queue that holds some at an upgrade, as a change of
+    /// the product's face (its count is ignored); never published.
+    #[serde(rename = "product.likes_changed", skip_serializing)]
+    #[schemars(skip)]
     LikesChanged(ProductSnapshot),
     #[serde(rename = "product.deleted")]
     ProductDeleted {
@@ -170,16 +172,6 @@ impl CatalogEvent {
             _ => self.product_stamp().map_or(0, |(_, stamp)| stamp.epoch),
         }
     }
-
-    /// When the earliest like counted in this event was committed, if it carries that.
-    pub fn liked_at_ms(&self) -> Option<i64> {
-        match self {
-            CatalogEvent::ProductCreated(p)
-            | CatalogEvent::ProductUpdated(p)
-            | CatalogEvent::LikesChanged(p) => p.liked_at_ms,
-            _ => None,
-        }
-    }
 }
 
 impl Event for CatalogEvent {
@@ -196,81 +188,113 @@ impl Event for CatalogEvent {
 }
 
 /// What a web instance's read model committed, told to every web instance's in-memory
-/// gallery (its own included): the newest event of each product in one applied batch.
+/// gallery (its own included): the newest event of each product in one applied batch. Each
+/// gallery's queue also carries every `likes.counted`, read here as the second variant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum GalleryEvent {
     #[serde(rename = "gallery.changed")]
     Changed { products: Vec<CatalogEvent> },
+    /// Like counts the web database committed (the `likes` family, published as
+    /// [`LikesEvent::Counted`]).
+    #[serde(rename = "likes.counted", skip_serializing)]
+    #[schemars(skip)]
+    Counted(LikeCounts),
 }
 
 impl Event for GalleryEvent {
     fn routing_key(&self) -> &'static str {
-        "gallery.changed"
+        match self {
+            GalleryEvent::Changed { .. } => "gallery.changed",
+            GalleryEvent::Counted(_) => "likes.counted",
+        }
     }
 }
 
-/// A visitor's like of a product changed. `seq` grows with every change of this visitor's like
-/// of this product, so the catalog can apply the changes in order whatever order they arrive in.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct LikeChange {
+/// One product's like count as the web database committed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LikeCount {
+    #[serde(deserialize_with = "positive_id")]
     #[schemars(with = "i64", range(min = 1))]
-    pub product_id: ProductId,
-    /// The visitor's id: a lowercase, hyphenated UUID.
-    #[schemars(
-        with = "String",
-        regex(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-    )]
-    pub visitor_id: VisitorId,
-    pub seq: i64,
-    /// The epoch of the catalog data the product came from: a catalog with other data (a
-    /// recreated database) ignores the like. 0 in events from before epochs existed.
-    #[serde(default)]
+    pub id: ProductId,
+    /// Visitors liking the product at that commit.
+    #[serde(deserialize_with = "not_negative")]
+    #[schemars(with = "i64", range(min = 0))]
+    pub likes: i64,
+    /// Grows with every change of this product's count and never goes back, across restarts
+    /// and restores of the web database (it is at least the commit's time in µs): keep the
+    /// count with the highest version.
+    pub version: i64,
+    /// The catalog epoch of the product counted: a catalog with other data (a database made
+    /// anew) ignores the count.
     pub epoch: i64,
 }
 
-/// What either service stores of one visitor's like of one product: whether they like it now,
-/// and the `seq` of its last change (0 before any). A like event applies only over a lower `seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StoredLike {
-    pub liked: bool,
-    pub seq: i64,
+/// A product id of an event: 1 or more, as the databases give them out.
+fn positive_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<ProductId, D::Error> {
+    let id = i64::deserialize(deserializer)?;
+    if id < 1 {
+        return Err(serde::de::Error::custom(format!(
+            "product id {id} is below 1"
+        )));
+    }
+    Ok(ProductId::from_stored(id))
 }
 
-/// Published by the web service on `<namespace>.web`.
+/// A count of visitors: 0 or more.
+fn not_negative<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let count = i64::deserialize(deserializer)?;
+    if count < 0 {
+        return Err(serde::de::Error::custom(format!(
+            "count {count} is below 0"
+        )));
+    }
+    Ok(count)
+}
+
+impl LikeCount {
+    /// The next version after `version` at the time `now_us`: higher than both, so a web
+    /// database restored from a backup still numbers its counts above every one it had
+    /// published before the restore.
+    pub fn next_version(version: i64, now_us: i64) -> i64 {
+        version.saturating_add(1).max(now_us)
+    }
+}
+
+/// Every count one transaction of the web database changed, and when it committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LikeCounts {
+    /// When the transaction committed, in Unix milliseconds: each web instance measures from
+    /// it how long a like takes to reach its sockets.
+    pub counted_at_ms: i64,
+    pub counts: Vec<LikeCount>,
+}
+
+/// Published by the web service on `<namespace>.web`: one event per committed batch of likes,
+/// for every web instance's gallery and for the catalog's copy of the counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
-pub enum LikeEvent {
-    #[serde(rename = "like.added")]
-    Added(LikeChange),
-    #[serde(rename = "like.removed")]
-    Removed(LikeChange),
+pub enum LikesEvent {
+    #[serde(rename = "likes.counted")]
+    Counted(LikeCounts),
+    /// One visitor's like, as web services before v2 of the events published it: read from a
+    /// queue that still holds some at an upgrade and dropped, since the web database that
+    /// committed it counts it and publishes the count (see `legacy`); never published.
+    #[serde(rename = "like.added", skip_serializing)]
+    #[schemars(skip)]
+    Added(legacy::LikeChange),
+    /// As `Added`, for an unlike.
+    #[serde(rename = "like.removed", skip_serializing)]
+    #[schemars(skip)]
+    Removed(legacy::LikeChange),
 }
 
-impl LikeEvent {
-    pub fn change(&self) -> &LikeChange {
-        match self {
-            LikeEvent::Added(change) | LikeEvent::Removed(change) => change,
-        }
-    }
-
-    pub fn change_mut(&mut self) -> &mut LikeChange {
-        match self {
-            LikeEvent::Added(change) | LikeEvent::Removed(change) => change,
-        }
-    }
-
-    /// Whether the visitor likes the product after this change.
-    pub fn liked(&self) -> bool {
-        matches!(self, LikeEvent::Added(_))
-    }
-}
-
-impl Event for LikeEvent {
+impl Event for LikesEvent {
     fn routing_key(&self) -> &'static str {
         match self {
-            LikeEvent::Added(_) => "like.added",
-            LikeEvent::Removed(_) => "like.removed",
+            LikesEvent::Counted(_) => "likes.counted",
+            LikesEvent::Added(_) => "like.added",
+            LikesEvent::Removed(_) => "like.removed",
         }
     }
 }
@@ -301,11 +325,9 @@ mod tests {
             id: ProductId::from_stored(3),
             title: ProductTitle::parse("Dunes").unwrap(),
             image: ImageUrl::parse("https://example.com/dunes.jpg").unwrap(),
-            likes: 2,
             version: 5,
             epoch: 1_700_000_000_000,
             generation: 2,
-            liked_at_ms: None,
         }
     }
 
@@ -314,7 +336,6 @@ mod tests {
         for event in [
             CatalogEvent::ProductCreated(snapshot()),
             CatalogEvent::ProductUpdated(snapshot()),
-            CatalogEvent::LikesChanged(snapshot()),
             CatalogEvent::deleted(
                 ProductId::from_stored(3),
                 CatalogEra {
@@ -348,8 +369,71 @@ mod tests {
         .unwrap();
         assert_eq!(
             json["data"],
-            serde_json::json!({"id": 3, "title": "Dunes", "image": "https://example.com/dunes.jpg", "likes": 2, "version": 5, "epoch": 1_700_000_000_000_i64, "generation": 2})
+            serde_json::json!({"id": 3, "title": "Dunes", "image": "https://example.com/dunes.jpg", "version": 5, "epoch": 1_700_000_000_000_i64, "generation": 2})
         );
+    }
+
+    #[test]
+    fn a_batch_of_counts_is_one_event_with_every_count_it_changed() {
+        let event = LikesEvent::Counted(LikeCounts {
+            counted_at_ms: 1_700_000_000_123,
+            counts: vec![LikeCount {
+                id: ProductId::from_stored(3),
+                likes: 2,
+                version: 1_700_000_000_123_456,
+                epoch: 7,
+            }],
+        });
+        let json: serde_json::Value =
+            serde_json::from_str(&Envelope::new(event.clone()).to_json()).unwrap();
+        assert_eq!(json["type"], "likes.counted");
+        assert_eq!(
+            json["data"],
+            serde_json::json!({"counted_at_ms": 1_700_000_000_123_i64, "counts": [{"id": 3, "likes": 2, "version": 1_700_000_000_123_456_i64, "epoch": 7}]})
+        );
+        // Every gallery queue reads the same message as a gallery event.
+        let fed: Envelope<GalleryEvent> =
+            serde_json::from_value(json).expect("a gallery queue reads likes.counted");
+        let LikesEvent::Counted(counts) = event else {
+            unreachable!()
+        };
+        assert_eq!(fed.event, GalleryEvent::Counted(counts));
+    }
+
+    #[test]
+    fn a_count_of_no_product_or_below_zero_does_not_decode() {
+        let good = r#"{"counted_at_ms":1,"counts":[{"id":3,"likes":2,"version":9,"epoch":1}]}"#;
+        assert!(serde_json::from_str::<LikeCounts>(good).is_ok());
+        for bad in [
+            good.replace(r#""id":3"#, r#""id":0"#),
+            good.replace(r#""likes":2"#, r#""likes":-1"#),
+        ] {
+            assert!(serde_json::from_str::<LikeCounts>(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_version_only_grows_and_follows_the_clock() {
+        assert_eq!(LikeCount::next_version(0, 1_000), 1_000);
+        assert_eq!(LikeCount::next_version(5_000, 1_000), 5_001);
+        assert_eq!(LikeCount::next_version(i64::MAX, 1_000), i64::MAX);
+    }
+
+    #[test]
+    fn events_of_v1_still_waiting_in_a_queue_decode_and_are_never_published() {
+        let like = r#"{"id":"6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3b","occurred_at":"2026-01-01T00:00:00Z","type":"like.added","data":{"product_id":3,"visitor_id":"00000001-1111-4111-8111-111111111111","seq":4,"epoch":7}}"#;
+        let decoded: Envelope<LikesEvent> = serde_json::from_str(like).unwrap();
+        assert!(matches!(decoded.event, LikesEvent::Added(_)));
+        assert!(
+            serde_json::to_string(&decoded).is_err(),
+            "a v1 like is never published again"
+        );
+        let count = r#"{"id":"6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3b","occurred_at":"2026-01-01T00:00:00Z","type":"product.likes_changed","data":{"id":3,"title":"Dunes","image":"https://example.com/d.jpg","likes":9,"version":7,"epoch":1,"generation":0,"liked_at_ms":1}}"#;
+        let decoded: Envelope<CatalogEvent> = serde_json::from_str(count).unwrap();
+        let Some((id, stamp)) = decoded.event.product_stamp() else {
+            panic!("a product event")
+        };
+        assert_eq!((id.get(), stamp.version), (3, 7));
     }
 
     #[test]
@@ -368,15 +452,14 @@ mod tests {
             "a deletion of the same version"
         );
         // An event from before epochs decodes with epoch and generation 0 and loses to any other.
-        let raw =
-            r#"{"id":3,"title":"Dunes","image":"https://example.com/d.jpg","likes":0,"version":7}"#;
+        let raw = r#"{"id":3,"title":"Dunes","image":"https://example.com/d.jpg","version":7}"#;
         let old: ProductSnapshot = serde_json::from_str(raw).unwrap();
         assert!(old.stamp() < stamp(1, 0, 1, false));
     }
 
     #[test]
     fn an_event_with_an_invalid_image_does_not_decode() {
-        let raw = r#"{"id":"6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3b","occurred_at":"2026-01-01T00:00:00Z","type":"product.created","data":{"id":1,"title":"x","image":"javascript:alert(1)","likes":0,"version":1}}"#;
+        let raw = r#"{"id":"6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3b","occurred_at":"2026-01-01T00:00:00Z","type":"product.created","data":{"id":1,"title":"x","image":"javascript:alert(1)","version":1}}"#;
         assert!(serde_json::from_str::<Envelope<CatalogEvent>>(raw).is_err());
     }
 }

@@ -7,9 +7,10 @@
 //!   per-service migrations
 //! - `tls`: TLS to the broker, databases and catalog: one crypto provider, CA files
 //! - `bus`: envelope, RabbitMQ and in-process buses, consumer loop, outbox relay
-//! - `events`: the event families the services exchange (`CatalogEvent`)
-//! - `catalog`: the catalog service: product store, admin REST API
-//! - `web`: the web service: page backend, read model, client of the catalog
+//! - `events`: the event families the services exchange (`CatalogEvent`, `LikesEvent`)
+//! - `catalog`: the catalog service: product store, admin REST API, its copy of the like counts
+//! - `web`: the web service: page backend, likes and the like counts it owns, read model,
+//!   in-memory gallery, client of the catalog
 //! - `live`: the WebSocket hub behind `GET /ws`
 //! - `edge`: what every request meets first: client behind trusted proxies, other sites,
 //!   rate limits, JSON errors, timeouts

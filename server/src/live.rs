@@ -31,7 +31,7 @@ const SOCKET_BUFFER: usize = 4096;
 const PING_INTERVAL: Duration = Duration::from_secs(20);
 
 /// The first message on every socket (`LiveMessage::Hello` of `app::live::PROTOCOL`).
-const HELLO: &str = r#"{"type":"hello","protocol":2}"#;
+const HELLO: &str = r#"{"type":"hello","protocol":3}"#;
 /// What a socket that fell behind is sent (`LiveMessage::Resync`).
 const RESYNC: &str = r#"{"type":"resync"}"#;
 

@@ -7,7 +7,7 @@ use crate::bus::consumer::{self, Handler};
 use crate::bus::memory::MemoryBus;
 use crate::bus::outbox::{Relay, RelayWaker};
 use crate::bus::{Bus, BusError, QueueSpec, Topology};
-use crate::catalog::{self, CatalogState, CatalogStore, LikesHandler, ResyncHandler};
+use crate::catalog::{self, CatalogState, CatalogStore, CountsHandler, ResyncHandler};
 use crate::config::{Config, Role};
 use crate::db::{Database, DbError, Service};
 use crate::edge::limits::{self, RateLimiter};
@@ -162,15 +162,12 @@ impl Application {
                     .clone()
                     .expect("a process running the catalog has an admin token"),
             }));
-            let likes = LikesHandler {
-                db: db.clone(),
-                relay: waker.clone(),
-            };
+            let counts = CountsHandler { db: db.clone() };
             tasks.push(
                 consume(
                     &bus,
                     topology.catalog_likes(prefetch),
-                    likes,
+                    counts,
                     &parts,
                     &db,
                     &shutdown,
@@ -240,7 +237,13 @@ impl Application {
                 .reload(&db)
                 .await
                 .map_err(|err| StartError::Database("WEB_DATABASE_URL", DbError::Connect(err)))?;
-            tracing::info!(products, "gallery loaded from the read model");
+            tracing::info!(products, "gallery loaded from the web database");
+            // Every count with a new version, for consumers that hold versions this database no
+            // longer has (it was restored from a backup) or missed counts (an upgrade).
+            let announced = web::counts::announce_all(&db)
+                .await
+                .map_err(|err| StartError::Database("WEB_DATABASE_URL", DbError::Connect(err)))?;
+            tracing::info!(products = announced, "like counts announced");
             // Only now: a `gallery.changed` left in the outbox needs a gallery queue to go to.
             let relay = Relay {
                 db: db.clone(),
@@ -298,7 +301,7 @@ impl Application {
                     CatalogClient::Missing
                 }
             };
-            let likes = Likes::start(db.clone(), waker);
+            let likes = Likes::start(db.clone(), waker, gallery.clone());
             let backend = BackendHandle(Arc::new(WebBackend {
                 likes: likes.clone(),
                 gallery: gallery.clone(),

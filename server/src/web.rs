@@ -1,11 +1,12 @@
 //! The web service (role `web`): the Leptos pages (`pages`) and their backend, visitors and
-//! their likes, the read model of the catalog's products and the in-memory gallery fed from it
-//! (`gallery`), the administrators' sessions and the client it uses for admin commands, and the
-//! site's files (`files`).
+//! their likes and the like counts it alone owns (`likes`, `counts`), the read model of the
+//! catalog's products and the in-memory gallery fed from both (`gallery`), the administrators'
+//! sessions and the client it uses for admin commands, and the site's files (`files`).
 
 pub mod admin_sessions;
 mod backend;
 mod catalog_client;
+pub mod counts;
 pub mod files;
 pub mod gallery;
 mod likes;

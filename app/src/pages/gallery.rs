@@ -11,7 +11,7 @@ mod scroll;
 
 use crate::api::{chosen_products, list_products, set_like};
 use crate::domain::ProductId;
-use crate::live::{use_live, Live};
+use crate::live::{use_live, Count, Live};
 use crate::paging::{Cursor, GalleryOrder, GalleryPage as Fetch, MAX_LIMIT};
 use crate::wire::{AppError, GalleryItem};
 use arrange::{arrange, Arranged, Known};
@@ -202,22 +202,24 @@ impl Page {
         });
     }
 
-    /// The visitor clicked a like button: the card answers at once, the server decides.
+    /// The visitor clicked a like button: the card answers at once, the server decides. The
+    /// answer's count is newer than any the page had before the click, so from then on no
+    /// push or refetch that arrives late can show an older one.
     fn toggle(self, id: ProductId) {
-        let Some((likes, liked)) = self.shown.with_untracked(|shown| {
-            shown
-                .items
-                .get(&id)
-                .map(|item| (item.product.likes, item.liked))
+        let Some((before, liked)) = self.shown.with_untracked(|shown| {
+            shown.items.get(&id).map(|item| {
+                let count = Count {
+                    likes: item.product.likes,
+                    version: item.product.likes_version,
+                };
+                (count, item.liked)
+            })
         }) else {
             return;
         };
         let want = !liked;
         let live = self.live;
-        let set = move |count: i64, liked: bool| {
-            live.counts.update(|counts| {
-                counts.insert(id, count);
-            });
+        let set_liked = move |liked: bool| {
             self.liked.update(|flags| {
                 flags.insert(id, liked);
             });
@@ -225,12 +227,33 @@ impl Page {
         self.problems.update(|problems| {
             problems.remove(&id);
         });
-        set(likes + if want { 1 } else { -1 }, want);
+        // At once, as the count it was: anything newer that arrives meanwhile replaces it.
+        let guess = Count {
+            likes: before.likes + if want { 1 } else { -1 },
+            version: before.version,
+        };
+        live.counts.update(|counts| {
+            counts.insert(id, guess);
+        });
+        set_liked(want);
         spawn_local(async move {
             match set_like(id.to_string(), want).await {
-                Ok(state) => set(state.likes, state.liked),
+                Ok(state) => {
+                    let count = Count {
+                        likes: state.likes,
+                        version: state.likes_version,
+                    };
+                    live.take_count(id, count);
+                    set_liked(state.liked);
+                }
                 Err(err) => {
-                    set(likes, liked);
+                    // Back to the count it was, unless a newer one came meanwhile.
+                    live.counts.update(|counts| {
+                        if counts.get(&id) == Some(&guess) {
+                            counts.insert(id, before);
+                        }
+                    });
+                    set_liked(liked);
                     let message = match err {
                         AppError::Conflict(message) => message,
                         other => format!("Your like was not saved: {other}"),

@@ -25,12 +25,16 @@ pub(super) fn snapshot(row: &AnyRow, era: CatalogEra) -> Result<ProductSnapshot,
         id: ProductId::from_stored(row.try_get("id")?),
         title: ProductTitle::parse(&text(row, "title")?).map_err(invalid)?,
         image: ImageUrl::parse(&text(row, "image")?).map_err(invalid)?,
-        likes: row.try_get("likes")?,
         version: row.try_get("version")?,
         epoch: era.epoch,
         generation: era.generation,
-        liked_at_ms: None,
     })
+}
+
+/// A product as the admin API shows it: its face and the catalog's copy of its count.
+fn product(row: &AnyRow) -> Result<Product, sqlx::Error> {
+    let face = snapshot(row, CatalogEra::default())?;
+    Ok(face.product(row.try_get("likes")?, row.try_get("likes_version")?))
 }
 
 /// The catalog's epoch and generation, read inside a transaction after its first statement on
@@ -68,8 +72,9 @@ const LOCK_ALL_PRODUCTS: Sql = Sql::each(
     "select id from product for update",
 );
 
-const GET: Sql =
-    crate::shared!("select id, title, image, likes, version from product where id = $1");
+const GET: Sql = crate::shared!(
+    "select id, title, image, likes, likes_version, version from product where id = $1"
+);
 
 /// Adds a product; `db::inserted_id` gives its id on every engine.
 const CREATE: Sql = Sql::each(
@@ -82,9 +87,9 @@ const CREATE: Sql = Sql::each(
 /// statement only changes the row, and `update` reads it back.
 const UPDATE: Sql = Sql::each(
     "update product set title = $1, image = $2, version = version + 1 where id = $3 \
-     returning id, title, image, likes, version",
+     returning id, title, image, likes, likes_version, version",
     "update product set title = $1, image = $2, version = version + 1 where id = $3 \
-     returning id, title, image, likes, version",
+     returning id, title, image, likes, likes_version, version",
     "update product set title = ?, image = ?, version = version + 1 where id = ?",
 );
 
@@ -97,8 +102,6 @@ const LOCK_FOR_DELETE: Sql = Sql::each(
 
 const DELETE: Sql = crate::shared!("delete from product where id = $1");
 
-const FORGET_LIKES: Sql = crate::shared!("delete from product_like where product_id = $1");
-
 impl CatalogStore {
     /// A store over `db` that wakes `relay` after each change.
     pub fn new(db: Database, relay: RelayWaker) -> Self {
@@ -107,12 +110,12 @@ impl CatalogStore {
 
     /// Every product, ordered by id.
     pub async fn list(&self) -> Result<Vec<Product>> {
-        let rows = sqlx::query("select id, title, image, likes, version from product order by id")
-            .fetch_all(self.db.pool())
-            .await?;
-        rows.iter()
-            .map(|row| Ok(snapshot(row, CatalogEra::default())?.product()))
-            .collect()
+        let rows = sqlx::query(
+            "select id, title, image, likes, likes_version, version from product order by id",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter().map(|row| Ok(product(row)?)).collect()
     }
 
     /// An authoritative resync: starts a new generation and publishes, between `resync.started`
@@ -129,7 +132,7 @@ impl CatalogStore {
             .execute(&mut *tx)
             .await?;
         let era = era(&mut tx).await?;
-        let rows = sqlx::query("select id, title, image, likes, version from product order by id")
+        let rows = sqlx::query("select id, title, image, version from product order by id")
             .fetch_all(&mut *tx)
             .await?;
         let marker = ResyncStart {
@@ -167,7 +170,7 @@ impl CatalogStore {
             .fetch_optional(self.db.pool())
             .await?
             .ok_or(Error::NotFound)?;
-        Ok(snapshot(&row, CatalogEra::default())?.product())
+        Ok(product(&row)?)
     }
 
     pub async fn create(&self, draft: &ProductDraft) -> Result<Product> {
@@ -181,6 +184,7 @@ impl CatalogStore {
             .fetch_one(&mut *tx)
             .await?;
         let created = snapshot(&row, era(&mut tx).await?)?;
+        let shown = product(&row)?;
         outbox::enqueue(
             &mut tx,
             &Envelope::new(CatalogEvent::ProductCreated(created.clone())),
@@ -189,7 +193,7 @@ impl CatalogStore {
         tx.commit().await?;
         self.relay.wake();
         tracing::info!(product_id = %created.id, "product created");
-        Ok(created.product())
+        Ok(shown)
     }
 
     /// Replaces the title and image.
@@ -212,6 +216,7 @@ impl CatalogStore {
         }
         .ok_or(Error::NotFound)?;
         let updated = snapshot(&row, era(&mut tx).await?)?;
+        let shown = product(&row)?;
         outbox::enqueue(
             &mut tx,
             &Envelope::new(CatalogEvent::ProductUpdated(updated.clone())),
@@ -220,7 +225,7 @@ impl CatalogStore {
         tx.commit().await?;
         self.relay.wake();
         tracing::info!(product_id = %id, version = updated.version, "product updated");
-        Ok(updated.product())
+        Ok(shown)
     }
 
     pub async fn delete(&self, id: ProductId) -> Result<()> {
@@ -231,10 +236,6 @@ impl CatalogStore {
             .await?
             .ok_or(Error::NotFound)?;
         sqlx::query(self.db.sql(&DELETE))
-            .bind(id.get())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(self.db.sql(&FORGET_LIKES))
             .bind(id.get())
             .execute(&mut *tx)
             .await?;

@@ -1,17 +1,20 @@
 //! The published contract of the bus: a JSON Schema per event family, made from the Rust types
 //! the services serialise, for consumers written in other languages. Committed under
-//! `docs/schemas/v1/`; a test keeps them equal to the types (`UPDATE_SCHEMAS=1` rewrites them),
+//! `docs/schemas/v2/`; a test keeps them equal to the types (`UPDATE_SCHEMAS=1` rewrites them),
 //! and the integration tests check every event the services enqueue against the committed files.
 
-use super::{CatalogEvent, GalleryEvent, LikeEvent, ResyncEvent};
+use super::{CatalogEvent, GalleryEvent, LikesEvent, ResyncEvent};
 use crate::bus::Envelope;
 use schemars::{JsonSchema, SchemaGenerator};
 
-/// The version in every schema's `$id` and directory; a change that breaks consumers makes v2.
-pub const VERSION: &str = "v1";
+/// The version in every schema's `$id` and directory; a change that breaks consumers makes the
+/// next one. v2: like counts are the web service's (`likes.counted`, one event per committed
+/// batch); the catalog's product events no longer carry a count, and `product.likes_changed`
+/// and the per-like `like.added`/`like.removed` of v1 are no longer published.
+pub const VERSION: &str = "v2";
 
 /// Where the schemas are committed, from the workspace root.
-pub const DIRECTORY: &str = "docs/schemas/v1";
+pub const DIRECTORY: &str = "docs/schemas/v2";
 
 /// One event family: its file name, what it covers and its schema.
 pub struct Family {
@@ -46,10 +49,10 @@ pub fn families() -> Vec<Family> {
             "product.*, resync.started, resync.finished on <namespace>.catalog",
             "An event the catalog publishes",
         ),
-        family::<LikeEvent>(
-            "like",
-            "like.added, like.removed on <namespace>.web",
-            "A visitor's like changed",
+        family::<LikesEvent>(
+            "likes",
+            "likes.counted on <namespace>.web",
+            "Like counts the web database committed",
         ),
         family::<ResyncEvent>(
             "resync-request",
@@ -70,7 +73,7 @@ pub fn family_of(routing_key: &str) -> Option<&'static str> {
         "resync.requested" => "resync-request",
         "gallery.changed" => "gallery",
         key if key.starts_with("product.") || key.starts_with("resync.") => "catalog",
-        key if key.starts_with("like.") => "like",
+        "likes.counted" => "likes",
         _ => return None,
     })
 }
@@ -112,12 +115,10 @@ mod tests {
         for key in [
             "product.created",
             "product.updated",
-            "product.likes_changed",
             "product.deleted",
             "resync.started",
             "resync.finished",
-            "like.added",
-            "like.removed",
+            "likes.counted",
             "resync.requested",
             "gallery.changed",
         ] {

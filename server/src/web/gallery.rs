@@ -1,21 +1,23 @@
 //! One web instance's gallery in memory: every product of the read model at the newest version
-//! this instance knows, the single source of `GET /api/products`, the server-rendered page and
-//! the live pushes. A change is applied to the state and pushed to this instance's sockets in one
-//! step, so a browser that refetches at any moment reads a state at least as new as every push
-//! it has received.
+//! this instance knows, with its like count at the newest version, the single source of
+//! `GET /api/products`, the server-rendered page and the live pushes. A change is applied to the
+//! state and pushed to this instance's sockets in one step, so a browser that refetches at any
+//! moment reads a state at least as new as every push it has received.
 //!
-//! How it stays in step with the durable read model: it is loaded from the read model when the
-//! instance starts, after its own queue exists; every batch the read model commits (on any
-//! instance sharing the web database) is published through the outbox as `gallery.changed` to
-//! every instance's queue; and when that queue had to be made anew after a lost connection, the
-//! state is loaded again. Each product only ever moves to a higher version, so repeats, reorders
-//! and overlaps between those sources are harmless.
+//! Two things feed it, each ordered by a version of its own. A product's face (title, image,
+//! deletion) comes from the catalog through the read model: every batch the read model commits
+//! (on any instance sharing the web database) is published as `gallery.changed` to every
+//! instance's queue. A product's like count comes straight from the web database that owns it:
+//! every commit of likes is published as `likes.counted` to the same queues (and the committing
+//! instance applies it at once). When the instance starts, and when its queue had to be made anew
+//! after a lost connection, it loads both from the web database. Each only ever moves to a higher
+//! version, so repeats, reorders and overlaps between those sources are harmless.
 
 use crate::bus::consumer::{HandleError, Handler};
 use crate::bus::Envelope;
 use crate::db::sql::text;
 use crate::db::Database;
-use crate::events::{CatalogEvent, GalleryEvent, ProductSnapshot, Stamp};
+use crate::events::{CatalogEvent, GalleryEvent, LikeCount, Stamp};
 use crate::live::LiveHub;
 use crate::shutdown::Shutdown;
 use app::domain::{ImageUrl, ProductId, ProductTitle};
@@ -32,24 +34,28 @@ use tokio::sync::watch;
 /// One product as this instance knows it.
 #[derive(Debug)]
 struct Entry {
+    /// Its face and its count (`likes`, `likes_version`).
     product: Product,
-    /// The stamp of the catalog event this entry reflects; only a newer one replaces it.
+    /// The stamp of the catalog event its face reflects; only a newer one replaces it. All
+    /// zeros while only its count is known.
     stamp: Stamp,
-    /// A tombstone (`stamp.deleted`): kept so that an older event cannot bring the product back.
-    deleted: bool,
+    /// Whether visitors see it: its face is known and it is not deleted. A tombstone is kept
+    /// so that an older event cannot bring the product back; a count that arrived before the
+    /// face waits in a hidden entry.
+    shown: bool,
     /// The product's JSON object in the list, open after `"liked":`, made once per version.
     fragment: Box<str>,
 }
 
 impl Entry {
-    fn new(product: Product, stamp: Stamp) -> Self {
+    fn new(product: Product, stamp: Stamp, shown: bool) -> Self {
         let mut fragment = serde_json::to_string(&product).expect("products serialise to JSON");
         fragment.pop(); // the closing brace
         fragment.push_str(",\"liked\":");
         Self {
             product,
             stamp,
-            deleted: stamp.deleted,
+            shown,
             fragment: fragment.into_boxed_str(),
         }
     }
@@ -67,24 +73,45 @@ impl Entry {
         (self.product.likes, self.product.id)
     }
 
-    /// The entry a product event makes; `None` for a resync marker.
-    fn from_event(event: CatalogEvent, old: Option<&Entry>) -> Option<Self> {
+    /// The entry a product event makes of `old` (the count stays); `None` for a resync marker.
+    fn with_face(event: CatalogEvent, old: Option<&Entry>) -> Option<Self> {
         let (id, stamp) = event.product_stamp()?;
+        let (likes, likes_version) =
+            old.map_or((0, 0), |old| (old.product.likes, old.product.likes_version));
         Some(match event {
             CatalogEvent::ProductCreated(p)
             | CatalogEvent::ProductUpdated(p)
-            | CatalogEvent::LikesChanged(p) => Self::new(p.product(), stamp),
+            | CatalogEvent::LikesChanged(p) => {
+                Self::new(p.product(likes, likes_version), stamp, true)
+            }
             _ => {
                 // What the tombstone shows is never sent; keep what was known.
-                let product = old.map(|entry| entry.product.clone()).unwrap_or(Product {
-                    id,
-                    title: ProductTitle::parse("deleted").expect("a valid title"),
-                    image: ImageUrl::parse("https://invalid.example/").expect("a valid URL"),
-                    likes: 0,
-                });
-                Self::new(product, stamp)
+                let product = old.map_or_else(|| unknown(id), |entry| entry.product.clone());
+                Self::new(product, stamp, false)
             }
         })
+    }
+
+    /// The entry `count` makes of `old` (the face stays).
+    fn with_count(count: &LikeCount, old: Option<&Entry>) -> Self {
+        let (mut product, stamp, shown) = old.map_or_else(
+            || (unknown(count.id), Stamp::default(), false),
+            |old| (old.product.clone(), old.stamp, old.shown),
+        );
+        product.likes = count.likes;
+        product.likes_version = count.version;
+        Self::new(product, stamp, shown)
+    }
+}
+
+/// The face of a product known only by its id: never shown.
+fn unknown(id: ProductId) -> Product {
+    Product {
+        id,
+        title: ProductTitle::parse("unknown").expect("a valid title"),
+        image: ImageUrl::parse("https://invalid.example/").expect("a valid URL"),
+        likes: 0,
+        likes_version: 0,
     }
 }
 
@@ -120,7 +147,7 @@ impl Snapshot {
                     .iter()
                     .rev()
                     .map(|entry| &**entry)
-                    .filter(|entry| !entry.deleted);
+                    .filter(|entry| entry.shown);
                 let taken = shown.by_ref().take(request.limit).collect();
                 (taken, shown.next().is_some())
             }
@@ -129,7 +156,7 @@ impl Snapshot {
                     let mut shown: Vec<_> = self
                         .entries
                         .iter()
-                        .filter(|entry| !entry.deleted)
+                        .filter(|entry| entry.shown)
                         .cloned()
                         .collect();
                     shown.sort_unstable_by(|a, b| GalleryOrder::Likes.compare(a.key(), b.key()));
@@ -170,7 +197,7 @@ impl Snapshot {
                     .binary_search_by_key(id, |entry| entry.product.id)
                     .ok()?;
                 let entry = &self.entries[at];
-                (!entry.deleted).then(|| entry.item(liked))
+                entry.shown.then(|| entry.item(liked))
             })
             .collect()
     }
@@ -215,26 +242,28 @@ impl Snapshot {
     }
 }
 
-/// Counts waiting for the next tick, by product, and when the earliest like among them was
-/// committed.
+/// Counts waiting for the next tick, by product (each with its version), and when the earliest
+/// commit among them was made.
 #[derive(Default)]
 struct Outgoing {
-    counts: BTreeMap<ProductId, i64>,
-    liked_at_ms: BTreeMap<ProductId, i64>,
+    counts: BTreeMap<ProductId, (i64, i64)>,
+    counted_at_ms: BTreeMap<ProductId, i64>,
 }
 
 impl Outgoing {
-    fn count(&mut self, id: ProductId, likes: i64, liked_at_ms: Option<i64>) {
-        self.counts.insert(id, likes);
-        if let Some(at) = liked_at_ms {
-            let earliest = self.liked_at_ms.entry(id).or_insert(at);
+    fn count(&mut self, product: &Product, counted_at_ms: Option<i64>) {
+        let id = product.id;
+        self.counts
+            .insert(id, (product.likes, product.likes_version));
+        if let Some(at) = counted_at_ms {
+            let earliest = self.counted_at_ms.entry(id).or_insert(at);
             *earliest = (*earliest).min(at);
         }
     }
 
     fn forget(&mut self, id: ProductId) {
         self.counts.remove(&id);
-        self.liked_at_ms.remove(&id);
+        self.counted_at_ms.remove(&id);
     }
 }
 
@@ -251,6 +280,12 @@ pub struct Gallery {
     /// Told when counts start waiting, so that an idle gallery sends them at once.
     counts_waiting: tokio::sync::Notify,
     hub: Arc<LiveHub>,
+}
+
+/// One change for the gallery: a product's face, or its count.
+enum Change<'a> {
+    Face(CatalogEvent),
+    Count(&'a LikeCount, Option<i64>),
 }
 
 impl Gallery {
@@ -278,52 +313,80 @@ impl Gallery {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Applies catalog events, each only over an older version of its product, and tells the
-    /// sockets what changed: a new or changed product and a deletion at once, counts in the
-    /// next `counts` frame (only the latest count of each product goes out).
+    /// Applies catalog events, each only over an older stamp of its product's face, and tells
+    /// the sockets what changed: a new or changed product and a deletion at once.
     pub fn apply(&self, events: impl IntoIterator<Item = CatalogEvent>) {
+        self.change(events.into_iter().map(Change::Face));
+    }
+
+    /// Applies like counts, each only over an older version of its product's count, committed
+    /// at `counted_at_ms` when known; they go to the sockets in the next `counts` frame (only
+    /// the latest count of each product).
+    pub fn count(&self, counts: &[LikeCount], counted_at_ms: Option<i64>) {
+        self.change(
+            counts
+                .iter()
+                .map(|count| Change::Count(count, counted_at_ms)),
+        );
+    }
+
+    fn change<'a>(&self, changes: impl Iterator<Item = Change<'a>>) {
         let mut outgoing = self.lock();
         let mut entries = self.snapshot().entries.clone();
         let mut announce = Vec::new();
         let mut changed = false;
-        for event in events {
-            let Some((id, stamp)) = event.product_stamp() else {
-                continue;
+        for change in changes {
+            let id = match &change {
+                Change::Face(event) => match event.product_stamp() {
+                    Some((id, _)) => id,
+                    None => continue,
+                },
+                Change::Count(count, _) => count.id,
             };
-            let liked_at_ms = event.liked_at_ms();
-            let at = entries.binary_search_by_key(&id.get(), |entry| entry.product.id.get());
+            let at = entries.binary_search_by_key(&id, |entry| entry.product.id);
             let old = at.ok().map(|i| entries[i].clone());
-            if old.as_ref().is_some_and(|old| old.stamp >= stamp) {
-                continue;
-            }
-            let Some(entry) = Entry::from_event(event, old.as_deref()) else {
-                continue;
+            let entry = match change {
+                Change::Face(event) => {
+                    let newer = event
+                        .product_stamp()
+                        .is_some_and(|(_, stamp)| old.as_ref().is_none_or(|old| old.stamp < stamp));
+                    let Some(entry) = newer
+                        .then(|| Entry::with_face(event, old.as_deref()))
+                        .flatten()
+                    else {
+                        continue;
+                    };
+                    let shown_before = old.as_ref().filter(|old| old.shown);
+                    match (shown_before, entry.shown) {
+                        (Some(_), false) => {
+                            outgoing.forget(id);
+                            announce.push(LiveMessage::Deleted { id });
+                        }
+                        (Some(old), true)
+                            if old.product.title == entry.product.title
+                                && old.product.image == entry.product.image => {}
+                        (_, true) => announce.push(LiveMessage::Product {
+                            product: entry.product.clone(),
+                        }),
+                        (None, false) => {}
+                    }
+                    entry
+                }
+                Change::Count(count, counted_at_ms) => {
+                    if old
+                        .as_ref()
+                        .is_some_and(|old| old.product.likes_version >= count.version)
+                    {
+                        continue;
+                    }
+                    let entry = Entry::with_count(count, old.as_deref());
+                    if entry.shown {
+                        outgoing.count(&entry.product, counted_at_ms);
+                    }
+                    entry
+                }
             };
             changed = true;
-            let shown_before = old.as_ref().filter(|old| !old.deleted);
-            if entry.deleted {
-                if shown_before.is_some() {
-                    outgoing.forget(id);
-                    announce.push(LiveMessage::Deleted { id });
-                }
-            } else {
-                let same_face = shown_before.is_some_and(|old| {
-                    old.product.title == entry.product.title
-                        && old.product.image == entry.product.image
-                });
-                if !same_face {
-                    announce.push(LiveMessage::Product {
-                        product: entry.product.clone(),
-                    });
-                }
-                // Pages keep pushed counts over refetched ones: a changed product's count goes
-                // out too, so an older pushed count cannot stay on the page.
-                if !same_face
-                    || shown_before.is_none_or(|old| old.product.likes != entry.product.likes)
-                {
-                    outgoing.count(id, entry.product.likes, liked_at_ms);
-                }
-            }
             match at {
                 Ok(i) => entries[i] = Arc::new(entry),
                 Err(i) => entries.insert(i, Arc::new(entry)),
@@ -350,24 +413,30 @@ impl Gallery {
         if outgoing.counts.is_empty() {
             return;
         }
-        let counts = std::mem::take(&mut outgoing.counts).into_iter().collect();
+        let counts = std::mem::take(&mut outgoing.counts)
+            .into_iter()
+            .map(|(id, (likes, version))| (id, likes, version))
+            .collect();
         self.hub.publish(&LiveMessage::Counts { counts });
-        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-        for at in std::mem::take(&mut outgoing.liked_at_ms).into_values() {
-            let seconds = (now_ms - i128::from(at)).max(0) as f64 / 1000.0;
+        let now_ms = crate::db::now_millis();
+        for at in std::mem::take(&mut outgoing.counted_at_ms).into_values() {
+            let seconds = (now_ms - at).max(0) as f64 / 1000.0;
             metrics::histogram!(LIKE_TO_SOCKET).record(seconds);
         }
     }
 
-    /// Merges the read model into the state: whatever it holds newer than this instance
-    /// (changes published while this instance's queue did not exist) is applied and pushed.
+    /// Merges the web database into the state: every face and count it holds newer than this
+    /// instance (changes published while this instance's queue did not exist) is applied and
+    /// pushed.
     pub async fn reload(&self, db: &Database) -> Result<usize, sqlx::Error> {
         let rows = sqlx::query(
-            "select id, title, image, likes, version, epoch, generation, deleted from product",
+            "select id, title, image, likes, likes_version, version, epoch, generation, deleted \
+             from product",
         )
         .fetch_all(db.pool())
         .await?;
-        let mut events = Vec::with_capacity(rows.len());
+        let mut faces = Vec::with_capacity(rows.len());
+        let mut counts = Vec::with_capacity(rows.len());
         for row in &rows {
             let id = ProductId::from_stored(row.try_get("id")?);
             let version: i64 = row.try_get("version")?;
@@ -375,8 +444,14 @@ impl Gallery {
                 epoch: row.try_get("epoch")?,
                 generation: row.try_get("generation")?,
             };
+            counts.push(LikeCount {
+                id,
+                likes: row.try_get("likes")?,
+                version: row.try_get("likes_version")?,
+                epoch: era.epoch,
+            });
             if row.try_get::<i64, _>("deleted")? == 1 {
-                events.push(CatalogEvent::deleted(id, era, version));
+                faces.push(CatalogEvent::deleted(id, era, version));
                 continue;
             }
             // Rows come from validated events; one that no longer parses is left out, loudly.
@@ -386,20 +461,25 @@ impl Gallery {
                 tracing::error!(product_id = %id, "read model row does not validate; not shown");
                 continue;
             };
-            events.push(CatalogEvent::ProductUpdated(ProductSnapshot {
-                id,
-                title,
-                image,
-                likes: row.try_get("likes")?,
-                version,
-                epoch: era.epoch,
-                generation: era.generation,
-                liked_at_ms: None,
-            }));
+            faces.push(CatalogEvent::ProductUpdated(
+                crate::events::ProductSnapshot {
+                    id,
+                    title,
+                    image,
+                    version,
+                    epoch: era.epoch,
+                    generation: era.generation,
+                },
+            ));
         }
-        let count = events.len();
-        self.apply(events);
-        Ok(count)
+        let loaded = faces.len();
+        self.change(
+            faces
+                .into_iter()
+                .map(Change::Face)
+                .chain(counts.iter().map(|count| Change::Count(count, None))),
+        );
+        Ok(loaded)
     }
 
     /// Sends waiting counts, at once when idle and at most one frame per `tick` under load;
@@ -462,7 +542,8 @@ impl Gallery {
     }
 }
 
-/// The consumer side: what any instance's read model committed, applied to this instance.
+/// The consumer side: what any instance's read model committed and every count any instance
+/// committed, applied to this instance.
 pub struct GalleryHandler(pub Arc<Gallery>);
 
 impl Handler for GalleryHandler {
@@ -475,10 +556,16 @@ impl Handler for GalleryHandler {
     }
 
     async fn handle_batch(&self, batch: Vec<Envelope<GalleryEvent>>) -> Result<(), HandleError> {
-        self.0.apply(batch.into_iter().flat_map(|envelope| {
-            let GalleryEvent::Changed { products } = envelope.event;
-            products
-        }));
+        let mut faces = Vec::new();
+        for envelope in batch {
+            match envelope.event {
+                GalleryEvent::Changed { products } => faces.extend(products),
+                GalleryEvent::Counted(counted) => {
+                    self.0.count(&counted.counts, Some(counted.counted_at_ms));
+                }
+            }
+        }
+        self.0.apply(faces);
         Ok(())
     }
 }
@@ -486,18 +573,26 @@ impl Handler for GalleryHandler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::ProductSnapshot;
     use tokio::sync::broadcast;
 
-    fn snapshot(id: i64, title: &str, likes: i64, version: i64) -> ProductSnapshot {
-        ProductSnapshot {
+    fn face(id: i64, title: &str, version: i64) -> CatalogEvent {
+        CatalogEvent::ProductUpdated(ProductSnapshot {
             id: ProductId::from_stored(id),
             title: ProductTitle::parse(title).unwrap(),
             image: ImageUrl::parse("https://example.com/x.jpg").unwrap(),
-            likes,
             version,
             epoch: 1,
             generation: 0,
-            liked_at_ms: None,
+        })
+    }
+
+    fn count(id: i64, likes: i64, version: i64) -> LikeCount {
+        LikeCount {
+            id: ProductId::from_stored(id),
+            likes,
+            version,
+            epoch: 1,
         }
     }
 
@@ -542,36 +637,69 @@ mod tests {
             .collect()
     }
 
+    /// One change of either feed.
+    #[derive(Clone)]
+    enum Fed {
+        Face(CatalogEvent),
+        Count(LikeCount),
+    }
+
+    fn feed(gallery: &Gallery, fed: &Fed) {
+        match fed {
+            Fed::Face(event) => gallery.apply([event.clone()]),
+            Fed::Count(counted) => gallery.count(&[*counted], None),
+        }
+    }
+
     #[test]
-    fn the_newest_version_wins_whatever_order_events_come_in() {
-        let events = [
-            CatalogEvent::ProductCreated(snapshot(1, "First", 0, 1)),
-            CatalogEvent::ProductUpdated(snapshot(1, "Renamed", 0, 2)),
-            CatalogEvent::LikesChanged(snapshot(1, "Renamed", 3, 3)),
-            CatalogEvent::ProductCreated(snapshot(2, "Gone", 0, 1)),
-            deleted(2, 2),
+    fn the_newest_face_and_the_newest_count_win_whatever_order_they_come_in() {
+        let changes = [
+            Fed::Face(face(1, "First", 1)),
+            Fed::Face(face(1, "Renamed", 2)),
+            Fed::Count(count(1, 2, 10)),
+            Fed::Count(count(1, 3, 11)),
+            Fed::Face(face(2, "Gone", 1)),
+            Fed::Count(count(2, 4, 10)),
+            Fed::Face(deleted(2, 2)),
+            // A count that arrives before the product's face waits for it.
+            Fed::Count(count(3, 5, 10)),
+            Fed::Face(face(3, "Late", 1)),
         ];
-        for order in [[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3]] {
+        for order in [
+            [0, 1, 2, 3, 4, 5, 6, 7, 8],
+            [8, 7, 6, 5, 4, 3, 2, 1, 0],
+            [3, 0, 6, 2, 8, 4, 1, 5, 7],
+        ] {
             let (gallery, _socket) = gallery();
             for n in order {
-                gallery.apply([events[n].clone()]);
+                feed(&gallery, &changes[n]);
             }
             // Repeats change nothing.
-            gallery.apply(events.clone());
-            assert_eq!(titles(&gallery), vec![(1, "Renamed".to_owned(), 3)]);
+            for change in &changes {
+                feed(&gallery, change);
+            }
+            assert_eq!(
+                titles(&gallery),
+                vec![(3, "Late".to_owned(), 5), (1, "Renamed".to_owned(), 3)]
+            );
         }
     }
 
     #[test]
     fn a_new_epoch_replaces_any_version_and_a_resync_removal_yields_only_to_its_generation() {
         let (gallery, _socket) = gallery();
-        gallery.apply([CatalogEvent::ProductCreated(snapshot(1, "Old", 5, 9))]);
-        let stamped = |title: &str, version: i64, epoch: i64, generation: i64| ProductSnapshot {
-            epoch,
-            generation,
-            ..snapshot(1, title, 0, version)
+        let stamped = |title: &str, version: i64, epoch: i64, generation: i64| {
+            CatalogEvent::ProductUpdated(ProductSnapshot {
+                id: ProductId::from_stored(1),
+                title: ProductTitle::parse(title).unwrap(),
+                image: ImageUrl::parse("https://example.com/x.jpg").unwrap(),
+                version,
+                epoch,
+                generation,
+            })
         };
-        gallery.apply([CatalogEvent::ProductCreated(stamped("New", 1, 2, 0))]);
+        gallery.apply([stamped("Old", 9, 1, 0)]);
+        gallery.apply([stamped("New", 1, 2, 0)]);
         assert_eq!(titles(&gallery), vec![(1, "New".to_owned(), 0)]);
 
         // A resync of generation 7 did not list it: removed, stamped (2, 7, 0).
@@ -582,39 +710,38 @@ mod tests {
         gallery.apply([CatalogEvent::deleted(ProductId::from_stored(1), era, 0)]);
         assert!(titles(&gallery).is_empty());
         // Nothing from before the resync brings it back; an event of its generation does.
-        gallery.apply([CatalogEvent::ProductUpdated(stamped("Late", 3, 2, 0))]);
+        gallery.apply([stamped("Late", 3, 2, 0)]);
         assert!(titles(&gallery).is_empty());
-        gallery.apply([CatalogEvent::ProductUpdated(stamped("Back", 1, 2, 7))]);
+        gallery.apply([stamped("Back", 1, 2, 7)]);
         assert_eq!(titles(&gallery), vec![(1, "Back".to_owned(), 0)]);
     }
 
     #[test]
     fn changes_are_pushed_once_and_counts_go_out_together_in_one_frame() {
         let (gallery, mut socket) = gallery();
-        gallery.apply([CatalogEvent::ProductCreated(snapshot(7, "Dunes", 0, 1))]);
+        gallery.apply([face(7, "Dunes", 1)]);
         let first = sent(&mut socket);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0]["type"], "product");
 
-        gallery.apply([
-            CatalogEvent::LikesChanged(snapshot(7, "Dunes", 1, 2)),
-            CatalogEvent::LikesChanged(snapshot(7, "Dunes", 2, 3)),
-        ]);
+        gallery.count(&[count(7, 1, 10), count(7, 2, 11)], Some(1));
         assert!(sent(&mut socket).is_empty(), "counts wait for the frame");
-        gallery.apply([CatalogEvent::LikesChanged(snapshot(8, "Sea", 5, 1))]);
+        gallery.apply([face(8, "Sea", 1)]);
+        gallery.count(&[count(8, 5, 10)], None);
         sent(&mut socket);
         gallery.flush();
         let frames = sent(&mut socket);
         assert_eq!(frames.len(), 1, "one frame per tick: {frames:?}");
         assert_eq!(
             frames[0],
-            serde_json::json!({"type": "counts", "counts": [[7, 2], [8, 5]]}),
-            "the latest count of each product"
+            serde_json::json!({"type": "counts", "counts": [[7, 2, 11], [8, 5, 10]]}),
+            "the latest count of each product, with its version"
         );
 
         // A stale copy says nothing; a deletion goes out at once and drops its waiting count.
-        gallery.apply([CatalogEvent::ProductUpdated(snapshot(7, "Old", 0, 1))]);
-        gallery.apply([CatalogEvent::LikesChanged(snapshot(7, "Dunes", 3, 4))]);
+        gallery.apply([face(7, "Old", 1)]);
+        gallery.count(&[count(7, 1, 10)], None);
+        gallery.count(&[count(7, 3, 12)], None);
         gallery.apply([deleted(7, 5)]);
         gallery.flush();
         let last = sent(&mut socket);
@@ -623,30 +750,38 @@ mod tests {
     }
 
     #[test]
-    fn a_rename_overtaken_by_a_newer_count_in_one_batch_is_still_pushed() {
+    fn a_renamed_product_is_pushed_with_its_count_and_a_count_of_a_hidden_one_is_not() {
         let (gallery, mut socket) = gallery();
-        gallery.apply([CatalogEvent::ProductCreated(snapshot(7, "Dunes", 0, 1))]);
+        gallery.apply([face(7, "Dunes", 1)]);
+        gallery.count(&[count(7, 4, 10)], None);
+        gallery.flush();
         sent(&mut socket);
-        // Only the count of version 3 arrives; it carries the title of the rename of version 2.
-        gallery.apply([CatalogEvent::LikesChanged(snapshot(
-            7,
-            "Dunes at dusk",
-            1,
-            3,
-        ))]);
+        gallery.apply([face(7, "Dunes at dusk", 2)]);
         let pushed = sent(&mut socket);
         assert_eq!(pushed.len(), 1);
         assert_eq!(pushed[0]["product"]["title"], "Dunes at dusk");
+        assert_eq!(
+            (
+                &pushed[0]["product"]["likes"],
+                &pushed[0]["product"]["likes_version"]
+            ),
+            (&serde_json::json!(4), &serde_json::json!(10))
+        );
+        // Nobody shows a product the gallery has not been told of yet.
+        gallery.count(&[count(9, 1, 10)], None);
+        gallery.flush();
+        assert!(sent(&mut socket).is_empty());
     }
 
     #[test]
     fn the_json_pages_carry_each_visitors_own_flags() {
         let (gallery, _socket) = gallery();
         gallery.apply([
-            CatalogEvent::ProductCreated(snapshot(1, "One", 4, 1)),
-            CatalogEvent::ProductCreated(snapshot(2, "Two \"quoted\"", 0, 1)),
-            CatalogEvent::ProductCreated(snapshot(3, "Three", 9, 1)),
+            face(1, "One", 1),
+            face(2, "Two \"quoted\"", 1),
+            face(3, "Three", 1),
         ]);
+        gallery.count(&[count(1, 4, 10), count(3, 9, 10)], None);
         let snapshot = gallery.snapshot();
         let liked = HashSet::from([ProductId::from_stored(2)]);
         for order in [GalleryOrder::Newest, GalleryOrder::Likes] {
@@ -691,10 +826,9 @@ mod tests {
     #[test]
     fn pages_follow_each_order_to_the_end_without_repeats_or_gaps() {
         let (gallery, _socket) = gallery();
-        gallery.apply(
-            (1..=10)
-                .map(|id| CatalogEvent::ProductCreated(snapshot(id, "Picture", (id * 7) % 4, 1))),
-        );
+        gallery.apply((1..=10).map(|id| face(id, "Picture", 1)));
+        let counts: Vec<LikeCount> = (1..=10).map(|id| count(id, (id * 7) % 4, 10)).collect();
+        gallery.count(&counts, None);
         gallery.apply([deleted(5, 2)]);
         for limit in [1, 3, 9, 200] {
             assert_eq!(

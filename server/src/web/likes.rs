@@ -1,17 +1,22 @@
-//! Likes as the web service records them: one per visitor per product. One writer task per
-//! instance takes every like and unlike waiting at that moment and commits them together (group
-//! commit): the like rows, each product's count and the `like.*` events in one transaction.
+//! Likes as the web service records them: one per visitor per product, and each product's
+//! count, which the web database alone decides. One writer task per instance takes every like
+//! and unlike waiting at that moment and commits them together (group commit): the like rows,
+//! each product's count with its new version, and one `likes.counted` event for the lot. After
+//! the commit the counts go into this instance's gallery before anyone is answered, so nothing
+//! this instance serves later shows a count from before the answer.
 
-use crate::bus::outbox::{self, RelayWaker};
-use crate::bus::Envelope;
+use super::counts::{self, now_micros};
+use super::gallery::Gallery;
+use crate::bus::outbox::RelayWaker;
 use crate::db::sql::text;
 use crate::db::{Database, Sql};
 use crate::error::{Error, Result};
-use crate::events::{LikeChange, LikeEvent, StoredLike};
+use crate::events::LikeCount;
 use app::domain::{ProductId, VisitorId};
 use app::wire::LikeState;
 use sqlx::Row;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most likes and unlikes committed in one transaction.
@@ -21,53 +26,56 @@ const QUEUE: usize = 4096;
 
 /// The batch's products that can be liked, with their counts, locked in id order: every like
 /// and unlike holds its product's row until commit, so instances sharing the database apply a
-/// product's likes one batch at a time and never deadlock.
+/// product's likes one batch at a time and never deadlock. A product of a catalog older than
+/// the one followed (its data was made anew; a resync is replacing it) cannot be liked.
 const LOCK_PRODUCTS: Sql = Sql::each(
-    "select id, visitor_likes, epoch from product where deleted = 0 and id in \
-     (select value::bigint from jsonb_array_elements_text($1::jsonb)) order by id for update",
-    "select id, visitor_likes, epoch from product where deleted = 0 and id in \
-     (select value from json_each($1)) order by id",
-    "select id, visitor_likes, epoch from product where deleted = 0 and id in \
-     (select p from json_table(?, '$[*]' columns(p bigint path '$')) t) order by id for update",
+    "select id, likes, likes_version, epoch from product where deleted = 0 and id in \
+     (select value::bigint from jsonb_array_elements_text($1::jsonb)) \
+     and epoch >= (select epoch from known_epoch) order by id for update",
+    "select id, likes, likes_version, epoch from product where deleted = 0 and id in \
+     (select value from json_each($1)) and epoch >= (select epoch from known_epoch) order by id",
+    "select id, likes, likes_version, epoch from product where deleted = 0 and id in \
+     (select p from json_table(?, '$[*]' columns(p bigint path '$')) t) \
+     and epoch >= (select epoch from known_epoch) order by id for update",
 );
 
 const CURRENT: Sql = Sql::each(
     // Lateral: one primary-key lookup per pair, never a scan of every like.
-    "select l.visitor_id, l.product_id, l.liked, l.seq \
+    "select l.visitor_id, l.product_id, l.liked \
      from jsonb_to_recordset($1::jsonb) as t(v text, p bigint), lateral \
-     (select visitor_id, product_id, liked, seq from visitor_like \
+     (select visitor_id, product_id, liked from visitor_like \
      where visitor_id = t.v and product_id = t.p limit 1) as l",
-    "select l.visitor_id, l.product_id, l.liked, l.seq from json_each($1) j \
+    "select l.visitor_id, l.product_id, l.liked from json_each($1) j \
      join visitor_like l on l.visitor_id = json_extract(j.value, '$.v') \
      and l.product_id = json_extract(j.value, '$.p')",
     // `json_table` text takes the database's default collation unless told: binary, as the key.
-    "select l.visitor_id, l.product_id, l.liked, l.seq from json_table(?, '$[*]' \
+    "select l.visitor_id, l.product_id, l.liked from json_table(?, '$[*]' \
      columns(v varchar(64) collate utf8mb4_bin path '$.v', p bigint path '$.p')) t \
      join visitor_like l on l.visitor_id = t.v and l.product_id = t.p",
 );
 
 const STORE: Sql = Sql::each(
-    "insert into visitor_like (visitor_id, product_id, liked, seq) \
-     select v, p, l, s from jsonb_to_recordset($1::jsonb) as t(v text, p bigint, l bigint, s bigint) \
-     on conflict (visitor_id, product_id) do update set liked = excluded.liked, seq = excluded.seq",
-    "insert into visitor_like (visitor_id, product_id, liked, seq) \
-     select json_extract(value, '$.v'), json_extract(value, '$.p'), json_extract(value, '$.l'), \
-     json_extract(value, '$.s') from json_each($1) where true \
-     on conflict (visitor_id, product_id) do update set liked = excluded.liked, seq = excluded.seq",
-    "insert into visitor_like (visitor_id, product_id, liked, seq) \
-     select v, p, l, s from json_table(?, '$[*]' columns(v varchar(64) collate utf8mb4_bin \
-     path '$.v', p bigint path '$.p', l bigint path '$.l', s bigint path '$.s')) t \
-     on duplicate key update liked = values(liked), seq = values(seq)",
+    "insert into visitor_like (visitor_id, product_id, liked) \
+     select v, p, l from jsonb_to_recordset($1::jsonb) as t(v text, p bigint, l bigint) \
+     on conflict (visitor_id, product_id) do update set liked = excluded.liked",
+    "insert into visitor_like (visitor_id, product_id, liked) \
+     select json_extract(value, '$.v'), json_extract(value, '$.p'), json_extract(value, '$.l') \
+     from json_each($1) where true \
+     on conflict (visitor_id, product_id) do update set liked = excluded.liked",
+    "insert into visitor_like (visitor_id, product_id, liked) \
+     select v, p, l from json_table(?, '$[*]' columns(v varchar(64) collate utf8mb4_bin \
+     path '$.v', p bigint path '$.p', l bigint path '$.l')) t \
+     on duplicate key update liked = values(liked)",
 );
 
 const COUNT: Sql = Sql::each(
-    "update product set visitor_likes = t.n \
-     from jsonb_to_recordset($1::jsonb) as t(id bigint, n bigint) where product.id = t.id",
-    "update product set visitor_likes = t.n \
-     from (select json_extract(value, '$.id') as id, json_extract(value, '$.n') as n from json_each($1)) as t \
-     where product.id = t.id",
-    "update product join json_table(?, '$[*]' columns(id bigint path '$.id', n bigint path '$.n')) t \
-     on product.id = t.id set product.visitor_likes = t.n",
+    "update product set likes = t.n, likes_version = t.v \
+     from jsonb_to_recordset($1::jsonb) as t(id bigint, n bigint, v bigint) where product.id = t.id",
+    "update product set likes = t.n, likes_version = t.v \
+     from (select json_extract(value, '$.id') as id, json_extract(value, '$.n') as n, \
+     json_extract(value, '$.v') as v from json_each($1)) as t where product.id = t.id",
+    "update product join json_table(?, '$[*]' columns(id bigint path '$.id', n bigint path '$.n', \
+     v bigint path '$.v')) t on product.id = t.id set product.likes = t.n, product.likes_version = t.v",
 );
 
 const LIKED_BY: Sql =
@@ -89,11 +97,11 @@ pub struct Likes {
 }
 
 impl Likes {
-    /// Starts the writer on `db`; it wakes `relay` after each commit and ends once every clone
-    /// is dropped.
-    pub fn start(db: Database, relay: RelayWaker) -> Self {
+    /// Starts the writer on `db`; after each commit it puts the counts in `gallery` and wakes
+    /// `relay`. It ends once every clone is dropped.
+    pub fn start(db: Database, relay: RelayWaker, gallery: Arc<Gallery>) -> Self {
         let (commands, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write(db.clone(), relay, queue));
+        tokio::spawn(write(db.clone(), relay, gallery, queue));
         Self { db, commands }
     }
 
@@ -136,12 +144,20 @@ impl Likes {
 }
 
 /// The writer: takes what is waiting, up to a batch, and commits it in one transaction.
-async fn write(db: Database, relay: RelayWaker, mut queue: mpsc::Receiver<Command>) {
+async fn write(
+    db: Database,
+    relay: RelayWaker,
+    gallery: Arc<Gallery>,
+    mut queue: mpsc::Receiver<Command>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         match apply(&db, &batch).await {
-            Ok(answers) => {
-                relay.wake();
+            Ok((answers, counted)) => {
+                if let Some((counts, counted_at_ms)) = counted {
+                    relay.wake();
+                    gallery.count(&counts, Some(counted_at_ms));
+                }
                 for (command, answer) in batch.drain(..).zip(answers) {
                     let _ = command.answer.send(answer);
                 }
@@ -163,14 +179,21 @@ async fn write(db: Database, relay: RelayWaker, mut queue: mpsc::Receiver<Comman
     }
 }
 
-/// What a batch decides, in command order: each command's answer, the like rows and counts to
-/// store, and the events to publish.
+/// A product's count as the writer found it locked, and the catalog data it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Locked {
+    pub likes: i64,
+    pub version: i64,
+    pub epoch: i64,
+}
+
+/// What a batch decides, in command order: each command's answer, the like rows to store, and
+/// each changed product's new count.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Decision {
     pub answers: Vec<Result<LikeState, Refusal>>,
-    pub likes: BTreeMap<(String, i64), StoredLike>,
-    pub counts: BTreeMap<i64, i64>,
-    pub events: Vec<LikeEvent>,
+    pub likes: BTreeMap<(String, i64), bool>,
+    pub counts: Vec<LikeCount>,
 }
 
 /// Why one command of a batch changes nothing.
@@ -181,64 +204,78 @@ pub(crate) enum Refusal {
     NotLiked,
 }
 
-/// Applies `commands` in order to the stored likes and counts, as if one at a time. A change's
-/// `seq` is one more than the stored one, or `seq_floor` if that is higher: with the time as the
-/// floor, a web database restored from a backup still numbers new changes above every change the
-/// catalog applied before the restore.
+/// Applies `commands` in order to the stored likes and counts, as if one at a time. Each
+/// changed product gets one new version, `LikeCount::next_version` of its stored one at
+/// `now_us`, and every answer about it carries the count the batch commits with that version.
 pub(crate) fn decide(
     commands: &[(VisitorId, ProductId, bool)],
-    mut counts: BTreeMap<i64, i64>,
-    stored: HashMap<(String, i64), StoredLike>,
-    seq_floor: i64,
+    products: &BTreeMap<i64, Locked>,
+    stored: HashMap<(String, i64), bool>,
+    now_us: i64,
 ) -> Decision {
-    let mut decision = Decision::default();
     let mut likes = stored;
+    let mut counts: BTreeMap<i64, i64> = BTreeMap::new();
+    let mut changed = Vec::with_capacity(commands.len());
+    let mut decision = Decision::default();
     for (visitor, id, like) in commands {
-        let Some(count) = counts.get_mut(&id.get()) else {
-            decision.answers.push(Err(Refusal::UnknownProduct));
+        let Some(locked) = products.get(&id.get()) else {
+            changed.push(Err(Refusal::UnknownProduct));
             continue;
         };
         let key = (visitor.as_str().to_owned(), id.get());
-        let before = likes.get(&key).copied().unwrap_or_default();
-        if before.liked == *like {
-            let refusal = if *like {
+        if likes.get(&key).copied().unwrap_or(false) == *like {
+            changed.push(Err(if *like {
                 Refusal::AlreadyLiked
             } else {
                 Refusal::NotLiked
-            };
-            decision.answers.push(Err(refusal));
+            }));
             continue;
         }
-        let after = StoredLike {
-            liked: *like,
-            seq: (before.seq + 1).max(seq_floor),
-        };
+        let count = counts.entry(id.get()).or_insert(locked.likes);
         *count += if *like { 1 } else { -1 };
-        likes.insert(key.clone(), after);
-        decision.likes.insert(key, after);
-        decision.counts.insert(id.get(), *count);
-        let change = LikeChange {
-            product_id: *id,
-            visitor_id: visitor.clone(),
-            seq: after.seq,
-            epoch: 0,
-        };
-        decision.events.push(if *like {
-            LikeEvent::Added(change)
-        } else {
-            LikeEvent::Removed(change)
-        });
-        decision.answers.push(Ok(LikeState {
-            id: *id,
-            likes: *count,
-            liked: *like,
-        }));
+        likes.insert(key.clone(), *like);
+        decision.likes.insert(key, *like);
+        changed.push(Ok((*id, *like)));
     }
+    for (id, likes) in &counts {
+        let locked = products[id];
+        decision.counts.push(LikeCount {
+            id: ProductId::from_stored(*id),
+            likes: *likes,
+            version: LikeCount::next_version(locked.version, now_us),
+            epoch: locked.epoch,
+        });
+    }
+    let committed: HashMap<ProductId, LikeCount> = decision
+        .counts
+        .iter()
+        .map(|count| (count.id, *count))
+        .collect();
+    decision.answers = changed
+        .into_iter()
+        .map(|change| {
+            change.map(|(id, liked)| {
+                let count = committed[&id];
+                LikeState {
+                    id,
+                    likes: count.likes,
+                    likes_version: count.version,
+                    liked,
+                }
+            })
+        })
+        .collect();
     decision
 }
 
-/// Commits `batch`; returns each command's answer, in order.
-async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>>, sqlx::Error> {
+/// What a committed batch counted, and when.
+type Counted = Option<(Vec<LikeCount>, i64)>;
+
+/// Commits `batch`; returns each command's answer, in order, and the counts it committed.
+async fn apply(
+    db: &Database,
+    batch: &[Command],
+) -> Result<(Vec<Result<LikeState>>, Counted), sqlx::Error> {
     let commands: Vec<(VisitorId, ProductId, bool)> = batch
         .iter()
         .map(|command| (command.visitor.clone(), command.id, command.like))
@@ -248,20 +285,22 @@ async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>
     products.dedup();
 
     let mut tx = db.begin_write().await?;
-    let mut counts = BTreeMap::new();
-    let mut epochs = HashMap::new();
+    let mut locked = BTreeMap::new();
     for row in sqlx::query(db.sql(&LOCK_PRODUCTS))
         .bind(serde_json::to_string(&products).expect("ids serialise"))
         .fetch_all(&mut *tx)
         .await?
     {
-        let id: i64 = row.try_get("id")?;
-        counts.insert(id, row.try_get("visitor_likes")?);
-        epochs.insert(id, row.try_get::<i64, _>("epoch")?);
+        let product = Locked {
+            likes: row.try_get("likes")?,
+            version: row.try_get("likes_version")?,
+            epoch: row.try_get("epoch")?,
+        };
+        locked.insert(row.try_get::<i64, _>("id")?, product);
     }
     let pairs: Vec<serde_json::Value> = commands
         .iter()
-        .filter(|(_, id, _)| counts.contains_key(&id.get()))
+        .filter(|(_, id, _)| locked.contains_key(&id.get()))
         .map(|(visitor, id, _)| serde_json::json!({"v": visitor.as_str(), "p": id.get()}))
         .collect();
     let mut stored = HashMap::with_capacity(pairs.len());
@@ -273,61 +312,50 @@ async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>
         {
             stored.insert(
                 (text(&row, "visitor_id")?, row.try_get("product_id")?),
-                StoredLike {
-                    liked: row.try_get::<i64, _>("liked")? == 1,
-                    seq: row.try_get("seq")?,
-                },
+                row.try_get::<i64, _>("liked")? == 1,
             );
         }
     }
-    let now_us = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000;
-    let seq_floor = i64::try_from(now_us).unwrap_or(0);
-    let mut decision = decide(&commands, counts, stored, seq_floor);
-    // Each like names the catalog data its product came from, so another catalog ignores it.
-    for event in &mut decision.events {
-        let change = event.change_mut();
-        change.epoch = epochs.get(&change.product_id.get()).copied().unwrap_or(0);
-    }
-    if !decision.events.is_empty() {
+    let decision = decide(&commands, &locked, stored, now_micros());
+    let mut counted = None;
+    if !decision.counts.is_empty() {
         let likes: Vec<serde_json::Value> = decision
             .likes
             .iter()
-            .map(|((visitor, id), like)| {
-                serde_json::json!({"v": visitor, "p": id, "l": i64::from(like.liked), "s": like.seq})
+            .map(|((visitor, id), liked)| {
+                serde_json::json!({"v": visitor, "p": id, "l": i64::from(*liked)})
             })
             .collect();
         sqlx::query(db.sql(&STORE))
             .bind(serde_json::Value::Array(likes).to_string())
             .execute(&mut *tx)
             .await?;
-        let counts: Vec<serde_json::Value> = decision
+        let rows: Vec<serde_json::Value> = decision
             .counts
             .iter()
-            .map(|(id, count)| serde_json::json!({"id": id, "n": count}))
+            .map(|count| serde_json::json!({"id": count.id.get(), "n": count.likes, "v": count.version}))
             .collect();
         sqlx::query(db.sql(&COUNT))
-            .bind(serde_json::Value::Array(counts).to_string())
+            .bind(serde_json::Value::Array(rows).to_string())
             .execute(&mut *tx)
             .await?;
-        let envelopes: Vec<Envelope<LikeEvent>> =
-            decision.events.into_iter().map(Envelope::new).collect();
-        outbox::enqueue_all(&mut tx, &envelopes).await?;
+        let counted_at_ms = counts::enqueue(&mut tx, &decision.counts).await?;
         tx.commit().await?;
-        // One line per commit at info, one per like at debug: a log write per like would cost
-        // as much as the like itself under load.
-        tracing::info!(likes = envelopes.len(), "likes recorded");
-        for envelope in &envelopes {
-            let change = envelope.event.change();
-            tracing::debug!(event_id = %envelope.id, product_id = %change.product_id, liked = envelope.event.liked(), "like recorded");
-            let action = if envelope.event.liked() {
-                "like"
-            } else {
-                "unlike"
-            };
+        // One line per commit at info: a log write per like would cost as much as the like
+        // itself under load.
+        let changes = decision.likes.len();
+        tracing::info!(
+            likes = changes,
+            products = decision.counts.len(),
+            "likes recorded"
+        );
+        for liked in decision.likes.values() {
+            let action = if *liked { "like" } else { "unlike" };
             metrics::counter!("live_gallery_likes_total", "action" => action).increment(1);
         }
+        counted = Some((decision.counts, counted_at_ms));
     }
-    Ok(decision
+    let answers = decision
         .answers
         .into_iter()
         .map(|answer| {
@@ -341,7 +369,8 @@ async fn apply(db: &Database, batch: &[Command]) -> Result<Vec<Result<LikeState>
                 }
             })
         })
-        .collect())
+        .collect();
+    Ok((answers, counted))
 }
 
 #[cfg(test)]
@@ -356,6 +385,14 @@ mod tests {
         ProductId::from_stored(n)
     }
 
+    fn locked(likes: i64, version: i64) -> Locked {
+        Locked {
+            likes,
+            version,
+            epoch: 3,
+        }
+    }
+
     #[test]
     fn commands_apply_in_order_as_if_one_at_a_time() {
         let commands = vec![
@@ -365,107 +402,92 @@ mod tests {
             (visitor(1), id(7), false),
             (visitor(1), id(9), true),
         ];
-        let decision = decide(&commands, BTreeMap::from([(7, 4)]), HashMap::new(), 0);
-        let likes: Vec<_> = decision
+        let products = BTreeMap::from([(7, locked(4, 10))]);
+        let decision = decide(&commands, &products, HashMap::new(), 0);
+        let answers: Vec<_> = decision
             .answers
             .iter()
-            .map(|answer| answer.map(|state| state.likes))
+            .map(|answer| answer.map(|state| (state.likes, state.likes_version, state.liked)))
             .collect();
+        // Every answer about 7 carries the count the batch commits, with its one new version.
         assert_eq!(
-            likes,
+            answers,
             vec![
-                Ok(5),
-                Ok(6),
+                Ok((5, 11, true)),
+                Ok((5, 11, true)),
                 Err(Refusal::AlreadyLiked),
-                Ok(5),
+                Ok((5, 11, false)),
                 Err(Refusal::UnknownProduct)
             ]
         );
-        assert_eq!(decision.counts, BTreeMap::from([(7, 5)]));
-        let first = (visitor(1).as_str().to_owned(), 7);
         assert_eq!(
-            decision.likes[&first],
-            StoredLike {
-                liked: false,
-                seq: 2
-            },
-            "the like and its undoing both count as changes"
+            decision.counts,
+            vec![LikeCount {
+                id: id(7),
+                likes: 5,
+                version: 11,
+                epoch: 3
+            }]
         );
-        assert_eq!(decision.events.len(), 3);
+        let first = (visitor(1).as_str().to_owned(), 7);
+        assert!(
+            !decision.likes[&first],
+            "the like and its undoing leave it not liked"
+        );
     }
 
     #[test]
-    fn a_stored_like_continues_its_sequence() {
+    fn a_stored_like_can_be_taken_back_once() {
         let key = (visitor(3).as_str().to_owned(), 7);
-        let stored = HashMap::from([(
-            key.clone(),
-            StoredLike {
-                liked: true,
-                seq: 4,
-            },
-        )]);
+        let stored = HashMap::from([(key.clone(), true)]);
         let decision = decide(
-            &[(visitor(3), id(7), false)],
-            BTreeMap::from([(7, 1)]),
+            &[(visitor(3), id(7), false), (visitor(3), id(7), false)],
+            &BTreeMap::from([(7, locked(1, 2))]),
             stored,
             0,
         );
-        assert_eq!(
-            decision.likes[&key],
-            StoredLike {
-                liked: false,
-                seq: 5
-            }
-        );
-        assert_eq!(decision.counts[&7], 0);
-        assert_eq!(
-            decision.events,
-            vec![LikeEvent::Removed(LikeChange {
-                product_id: id(7),
-                visitor_id: visitor(3),
-                seq: 5,
-                epoch: 0
-            })]
-        );
+        assert_eq!(decision.answers[1], Err(Refusal::NotLiked));
+        assert!(!decision.likes[&key]);
+        assert_eq!(decision.counts[0].likes, 0);
     }
 
     #[test]
-    fn taking_back_a_like_never_made_is_refused() {
+    fn taking_back_a_like_never_made_is_refused_and_counts_nothing() {
         let decision = decide(
             &[(visitor(4), id(7), false)],
-            BTreeMap::from([(7, 0)]),
+            &BTreeMap::from([(7, locked(0, 2))]),
             HashMap::new(),
             0,
         );
         assert_eq!(decision.answers, vec![Err(Refusal::NotLiked)]);
-        assert!(decision.events.is_empty());
+        assert!(
+            decision.counts.is_empty(),
+            "no new version without a change"
+        );
     }
 
     #[test]
-    fn after_a_restore_new_changes_are_numbered_above_the_floor() {
-        let key = (visitor(5).as_str().to_owned(), 7);
-        let stored = HashMap::from([(
-            key.clone(),
-            StoredLike {
-                liked: false,
-                seq: 2,
-            },
-        )]);
-        let floor = 1_800_000_000_000_000;
+    fn versions_follow_the_clock_so_a_restored_database_still_counts_above_what_it_published() {
+        // A database restored from a backup holds version 2, though it had published far
+        // higher ones since: the next count is numbered from the clock, above them.
+        let now_us = 1_800_000_000_000_000;
         let decision = decide(
-            &[(visitor(5), id(7), true), (visitor(5), id(7), false)],
-            BTreeMap::from([(7, 0)]),
-            stored,
-            floor,
+            &[(visitor(5), id(7), true)],
+            &BTreeMap::from([(7, locked(0, 2))]),
+            HashMap::new(),
+            now_us,
         );
-        // Both changes of the batch stay in order: the second one is above the first.
+        assert_eq!(decision.counts[0].version, now_us);
+        let later = decide(
+            &[(visitor(6), id(7), true)],
+            &BTreeMap::from([(7, locked(1, now_us))]),
+            HashMap::new(),
+            now_us,
+        );
         assert_eq!(
-            decision.likes[&key],
-            StoredLike {
-                liked: false,
-                seq: floor + 1
-            }
+            later.counts[0].version,
+            now_us + 1,
+            "within one µs, still higher"
         );
-        assert_eq!(decision.events[0].change().seq, floor);
     }
 }

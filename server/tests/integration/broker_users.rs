@@ -166,7 +166,7 @@ async fn each_service_works_with_only_its_own_broker_rights() {
     let catalog_url = format!("--catalog-url=http://{}", catalog.address);
     let web = start("web", users.web(), join, vec![catalog_url]).await;
 
-    // Products reach the web service, likes reach the catalog, counts come back.
+    // Products reach the web service, its counts reach the catalog and the gallery.
     let created = catalog
         .create_product(
             &json!({"title": "Own rights", "image": "https://images.example.com/o.jpg"}),
@@ -180,26 +180,23 @@ async fn each_service_works_with_only_its_own_broker_rights() {
         .await;
     let visitor = web.new_visitor().await;
     assert_eq!(visitor.like(id).await.status(), 200);
-    wait_until(
-        "the like in the catalog and back in the gallery",
-        || async {
-            catalog.catalog_likes().await.get(&id) == Some(&1)
-                && visitor
-                    .products()
-                    .await
-                    .iter()
-                    .any(|p| p["id"] == id && p["likes"] == 1)
-        },
-    )
+    wait_until("the like in the catalog and in the gallery", || async {
+        catalog.catalog_likes().await.get(&id) == Some(&1)
+            && visitor
+                .products()
+                .await
+                .iter()
+                .any(|p| p["id"] == id && p["likes"] == 1)
+    })
     .await;
 
-    // A like event the catalog refuses goes to its dead letters through its own exchange, and
+    // A count event the catalog refuses goes to its dead letters through its own exchange, and
     // its replay goes back through it.
     let likes_dead_letters = format!("{namespace}.catalog.likes.dead-letter");
     publish_as(
         &users.web(),
         &format!("{namespace}.web"),
-        "like.added",
+        "likes.counted",
         b"not json",
     )
     .await
@@ -242,7 +239,7 @@ async fn each_service_works_with_only_its_own_broker_rights() {
         "the web user declaring the catalog's exchange",
     );
     refused(
-        publish_as(&users.catalog(), &web_exchange, "like.added", b"{}").await,
+        publish_as(&users.catalog(), &web_exchange, "likes.counted", b"{}").await,
         "the catalog user writing to the web service's exchange",
     );
     refused(

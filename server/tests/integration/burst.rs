@@ -4,7 +4,7 @@
 //! exact counts are known and a test can demand them everywhere, sockets included.
 
 use app::domain::ProductId;
-use app::live::LiveMessage;
+use app::live::{Count, LiveMessage};
 use app::pages::gallery::arrange::{arrange, Known};
 use app::paging::{GalleryOrder, GalleryPage};
 use app::wire::{GalleryItem, Product};
@@ -282,7 +282,7 @@ pub struct LiveWatch {
 struct Page {
     fetched: Vec<GalleryItem>,
     products: HashMap<ProductId, Option<Product>>,
-    counts: HashMap<ProductId, i64>,
+    counts: HashMap<ProductId, Count>,
 }
 
 impl Page {
@@ -372,7 +372,13 @@ impl LiveWatch {
                             serde_json::from_str(&text).expect("live messages parse");
                         let mut page = writer.lock().unwrap();
                         match message {
-                            LiveMessage::Counts { counts } => page.counts.extend(counts),
+                            LiveMessage::Counts { counts } => {
+                                for (id, likes, version) in counts {
+                                    let known = page.counts.get(&id);
+                                    let count = app::live::newer(known, likes, version);
+                                    page.counts.insert(id, count);
+                                }
+                            }
                             LiveMessage::Product { product } => {
                                 page.products.insert(product.id, Some(product));
                             }

@@ -4,26 +4,27 @@
 //! are bounded by the broker policy the README and `compose.yaml` apply.
 
 use crate::helpers::{
-    publish_events, rabbitmq_bus, rabbitmqctl, spawn_app, spawn_app_with, unique, vhost,
-    wait_until, Engine, TestOptions,
+    catalog_era, publish_events, rabbitmq_bus, rabbitmqctl, spawn_app, spawn_app_with, unique,
+    vhost, wait_until, Engine, TestOptions, ABOVE_ANY_CLOCK,
 };
 use server::bus::{Envelope, Topology, DEAD_LETTER_REASON};
-use server::events::{LikeChange, LikeEvent};
+use server::events::{LikeCount, LikeCounts, LikesEvent};
 use std::time::Duration;
 
-const GOOD: [&str; 2] = [
-    "51111111-1111-4111-8111-111111111111",
-    "52222222-2222-4222-8222-222222222222",
-];
-/// A visitor whose like the catalog's database refuses for good.
-const REFUSED: &str = "5fffffff-ffff-4fff-8fff-ffffffffffff";
+/// A count the catalog's database refuses for good (the tests add a rule against it).
+const REFUSED: i64 = 777;
 
-fn like(product: i64, visitor: &str) -> Envelope<LikeEvent> {
-    Envelope::new(LikeEvent::Added(LikeChange {
-        product_id: app::domain::ProductId::from_stored(product),
-        visitor_id: app::domain::VisitorId::parse(visitor).unwrap(),
-        seq: 1,
-        epoch: 0,
+/// `likes` for product `id`, at a version above any the web database gives, so that nothing it
+/// announces meanwhile takes the place of the test's counts.
+fn count(id: i64, likes: i64, epoch: i64) -> Envelope<LikesEvent> {
+    Envelope::new(LikesEvent::Counted(LikeCounts {
+        counted_at_ms: 1_764_633_600_000,
+        counts: vec![LikeCount {
+            id: app::domain::ProductId::from_stored(id),
+            likes,
+            version: ABOVE_ANY_CLOCK,
+            epoch,
+        }],
     }))
 }
 
@@ -37,8 +38,8 @@ async fn alter_catalog(url: &str, sql: &str) {
     pool.close().await;
 }
 
-/// A like the catalog's database refuses for good sits between two good ones: the good ones are
-/// counted, the refused one reaches the dead-letter queue with the database's reason.
+/// A count the catalog's database refuses for good sits between two good ones: the good ones are
+/// taken, the refused one reaches the dead-letter queue with the database's reason.
 async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
     engine: Engine,
     refusal: &str,
@@ -49,10 +50,15 @@ async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
         ..TestOptions::default()
     })
     .await;
-    let id = app.create_visible_product("Tarn").await;
+    let ids = [
+        app.create_visible_product("Tarn").await,
+        app.create_visible_product("Fell").await,
+        app.create_visible_product("Scree").await,
+    ];
+    let (epoch, _) = catalog_era(&app.catalog_database).await;
     alter_catalog(
         &app.catalog_database,
-        &refusal.replace("{visitor}", REFUSED),
+        &refusal.replace("{likes}", &REFUSED.to_string()),
     )
     .await;
     let dead_letters = Topology::new(app.namespace.as_str())
@@ -65,11 +71,16 @@ async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
 
     publish_events(
         &format!("{}.web", app.namespace),
-        &[like(id, GOOD[0]), like(id, REFUSED), like(id, GOOD[1])],
+        &[
+            count(ids[0], 1, epoch),
+            count(ids[1], REFUSED, epoch),
+            count(ids[2], 2, epoch),
+        ],
     )
     .await;
-    wait_until("both good likes counted", || async {
-        app.catalog_likes().await.get(&id) == Some(&2)
+    wait_until("both good counts taken", || async {
+        let counts = app.catalog_likes().await;
+        counts.get(&ids[0]) == Some(&1) && counts.get(&ids[2]) == Some(&2)
     })
     .await;
     let refused = tokio::time::timeout(Duration::from_secs(30), dead.next())
@@ -82,7 +93,7 @@ async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
         "{reason}"
     );
     let envelope: serde_json::Value = serde_json::from_slice(&refused.payload).unwrap();
-    assert_eq!(envelope["data"]["visitor_id"], REFUSED);
+    assert_eq!(envelope["data"]["counts"][0]["likes"], REFUSED);
     // Left unsettled, the letter goes back to the dead-letter queue when its reader goes.
     drop(refused);
     drop(dead);
@@ -91,7 +102,7 @@ async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
     })
     .await;
 
-    // The cause is fixed; the administrator replays the dead letters and the like counts.
+    // The cause is fixed; the administrator replays the dead letters and the count is taken.
     alter_catalog(&app.catalog_database, fix).await;
     let replayed = app
         .client
@@ -105,8 +116,8 @@ async fn a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
         replayed.json::<serde_json::Value>().await.unwrap()["replayed"],
         1
     );
-    wait_until("the replayed like counted", || async {
-        app.catalog_likes().await.get(&id) == Some(&3)
+    wait_until("the replayed count taken", || async {
+        app.catalog_likes().await.get(&ids[1]) == Some(&REFUSED)
     })
     .await;
     wait_until("no dead letter left in /metrics", || async {
@@ -135,8 +146,8 @@ async fn dead_letter_count(app: &crate::helpers::TestApp) -> f64 {
 async fn a_check_violation_on_postgresql_is_dead_lettered_and_the_queue_moves_on() {
     a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
         Engine::Postgres,
-        "alter table product_like add constraint refused check (visitor_id <> '{visitor}')",
-        "alter table product_like drop constraint refused",
+        "alter table product add constraint refused check (likes <> {likes})",
+        "alter table product drop constraint refused",
     )
     .await;
 }
@@ -145,7 +156,7 @@ async fn a_check_violation_on_postgresql_is_dead_lettered_and_the_queue_moves_on
 async fn a_constraint_error_on_sqlite_is_dead_lettered_and_the_queue_moves_on() {
     a_lasting_error_is_dead_lettered_and_the_queue_moves_on(
         Engine::Sqlite,
-        "create trigger refused before insert on product_like when new.visitor_id = '{visitor}' \
+        "create trigger refused before update on product when new.likes = {likes} \
          begin select raise(abort, 'refused'); end",
         "drop trigger refused",
     )
@@ -172,7 +183,7 @@ async fn dead_letter_queues_are_bounded_by_a_policy_keeping_the_newest() {
     .await;
     let broken: Vec<server::bus::OutgoingMessage> = (0..8)
         .map(|n| server::bus::OutgoingMessage {
-            routing_key: "like.added".to_owned(),
+            routing_key: "likes.counted".to_owned(),
             message_id: format!("broken-{n}"),
             payload: format!("not an event {n}").into_bytes(),
         })

@@ -139,11 +139,9 @@ async fn an_authoritative_resync_repairs_a_frozen_product_and_removes_what_the_c
             id: ProductId::from_stored(id),
             title: ProductTitle::parse(title).unwrap(),
             image: ImageUrl::parse("https://images.example.com/p.jpg").unwrap(),
-            likes: 0,
             version,
             epoch,
             generation,
-            liked_at_ms: None,
         }))
     };
     publish_events(
@@ -340,6 +338,102 @@ async fn both_databases_restored_from_backups_end_exact_after_a_resync() {
     );
     let products = shown(&again).await;
     assert_eq!(products[0], ("After the restore".to_owned(), 0, false));
+    assert_eq!(restored.miscounted().await, Vec::<String>::new());
+    restored.stop().await;
+}
+
+/// The web database alone restored from a backup, while the catalog keeps counts of a higher
+/// version than the backup holds (the likes made since): the restored database's counts win in
+/// the catalog, in the gallery and on a socket, and likes go on counting exactly from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_web_database_wins_over_newer_counts_seen_before_the_restore() {
+    let backups = crate::helpers::SqliteDir::new();
+    let app = spawn_app_with(TestOptions::default()).await;
+    let id = app.create_visible_product("Cairn").await;
+    let (ann, bob) = (app.new_visitor().await, app.new_visitor().await);
+    assert_eq!(ann.like(id).await.status(), 200);
+    assert_eq!(bob.like(id).await.status(), 200);
+    let web_dump = backups.0.join("web.dump");
+    pg_tool(
+        "pg_dump",
+        &[
+            "--format=custom",
+            "--file",
+            web_dump.to_str().unwrap(),
+            &app.web_database,
+        ],
+    )
+    .await;
+
+    // After the backup: Bob takes his back, two more visitors like it.
+    assert_eq!(bob.unlike(id).await.status(), 200);
+    for _ in 0..2 {
+        assert_eq!(app.new_visitor().await.like(id).await.status(), 200);
+    }
+    wait_until("three likes in the catalog", || async {
+        app.catalog_likes().await.get(&id) == Some(&3)
+    })
+    .await;
+    let newest_before: i64 = app
+        .admin_products()
+        .await
+        .iter()
+        .find(|p| p["id"] == id)
+        .expect("the product")["likes_version"]
+        .as_i64()
+        .expect("a version");
+    let (namespace, token) = (app.namespace.clone(), app.admin_token.clone());
+    let (catalog_db, web_db) = (app.catalog_database.clone(), app.web_database.clone());
+    app.stop().await;
+
+    pg_tool(
+        "pg_restore",
+        &[
+            "--clean",
+            "--if-exists",
+            "--single-transaction",
+            "--dbname",
+            &web_db,
+            web_dump.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let restored = spawn_app_with(TestOptions {
+        join: Some((namespace, token)),
+        catalog_database: Some(catalog_db),
+        web_database: Some(web_db),
+        ..TestOptions::default()
+    })
+    .await;
+    // The backup's two likes (Ann's, Bob's), though the catalog had seen three at a higher
+    // version.
+    wait_until("the restored count in the catalog", || async {
+        restored.catalog_likes().await.get(&id) == Some(&2)
+    })
+    .await;
+    let reader = restored.new_visitor().await;
+    assert!(shown(&reader)
+        .await
+        .contains(&("Cairn".to_owned(), 2, false)));
+    let mut live = restored.connect_live().await.expect("a live socket");
+
+    // Likes go on from the restored state: Bob's like is there again, and a new one counts.
+    let bob = visitor_of(&restored, &bob);
+    assert_eq!(
+        bob.like(id).await.status(),
+        409,
+        "the backup holds Bob's like"
+    );
+    let answered = reader.like(id).await;
+    assert_eq!(answered.status(), 200);
+    let answered: Value = answered.json().await.unwrap();
+    assert_eq!(answered["likes"], 3);
+    assert!(answered["likes_version"].as_i64().unwrap() > newest_before);
+    assert_eq!(live.next_count_of(id).await, 3);
+    wait_until("the new like in the catalog", || async {
+        restored.catalog_likes().await.get(&id) == Some(&3)
+    })
+    .await;
     assert_eq!(restored.miscounted().await, Vec::<String>::new());
     restored.stop().await;
 }

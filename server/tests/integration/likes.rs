@@ -1,13 +1,15 @@
-//! Likes: once per visitor, unlike, conflicts, exact counts through the catalog and back, and
-//! events that arrive twice, out of order or broken.
+//! Likes: once per visitor, unlike, conflicts, exact counts in the web database, the galleries
+//! and the catalog's copy; counts that arrive twice, out of order or broken; and per-like events
+//! of the version before, still queued at an upgrade.
 
 use crate::helpers::{
-    publish_events, rabbitmq_bus, spawn_app, spawn_app_with, wait_until, TestApp, TestOptions,
+    catalog_era, publish_events, rabbitmq_bus, spawn_app, spawn_app_with, wait_until, TestApp,
+    TestOptions, ABOVE_ANY_CLOCK,
 };
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 use server::bus::{Envelope, OutgoingMessage, Topology, DEAD_LETTER_REASON};
-use server::events::{LikeChange, LikeEvent};
+use server::events::{LikeCount, LikeCounts, LikesEvent};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -19,10 +21,12 @@ async fn a_visitor_likes_a_product_once_and_can_take_it_back() {
 
     let liked = ann.like(id).await;
     assert_eq!(liked.status(), 200);
+    let liked = liked.json::<Value>().await.unwrap();
     assert_eq!(
-        liked.json::<Value>().await.unwrap(),
-        json!({"id": id, "likes": 1, "liked": true})
+        (&liked["id"], &liked["likes"], &liked["liked"]),
+        (&json!(id), &json!(1), &json!(true))
     );
+    let first_version = liked["likes_version"].as_i64().expect("a version");
     let twice = ann.like(id).await;
     assert_eq!(twice.status(), 409);
     assert_eq!(
@@ -36,9 +40,14 @@ async fn a_visitor_likes_a_product_once_and_can_take_it_back() {
 
     let taken_back = ann.unlike(id).await;
     assert_eq!(taken_back.status(), 200);
+    let taken_back = taken_back.json::<Value>().await.unwrap();
     assert_eq!(
-        taken_back.json::<Value>().await.unwrap(),
-        json!({"id": id, "likes": 1, "liked": false})
+        (&taken_back["likes"], &taken_back["liked"]),
+        (&json!(1), &json!(false))
+    );
+    assert!(
+        taken_back["likes_version"].as_i64().expect("a version") > first_version,
+        "every change of a count has a higher version"
     );
     assert_eq!(ann.unlike(id).await.status(), 409);
     assert_eq!(ann.like(999_999).await.status(), 404);
@@ -96,69 +105,153 @@ async fn a_forged_visitor_cookie_makes_a_new_visitor() {
     app.stop().await;
 }
 
-/// Publishes like events onto the app's web exchange, as the web service would.
-async fn publish_like_events(app: &TestApp, events: &[Envelope<LikeEvent>]) {
-    publish_events(&format!("{}.web", app.namespace), events).await;
-}
-
-fn like_change(product: i64, visitor: &str, seq: i64) -> LikeChange {
-    LikeChange {
-        product_id: app::domain::ProductId::from_stored(product),
-        visitor_id: app::domain::VisitorId::parse(visitor).unwrap(),
-        seq,
-        epoch: 0,
-    }
+/// Publishes counts onto the app's web exchange, as the web service would.
+async fn publish_counts(app: &TestApp, counts: &[(i64, i64, i64)]) {
+    let (epoch, _) = catalog_era(&app.catalog_database).await;
+    let events: Vec<_> = counts
+        .iter()
+        .map(|(id, likes, version)| {
+            Envelope::new(LikesEvent::Counted(LikeCounts {
+                counted_at_ms: 1_764_633_600_000,
+                counts: vec![LikeCount {
+                    id: app::domain::ProductId::from_stored(*id),
+                    likes: *likes,
+                    version: ABOVE_ANY_CLOCK + version,
+                    epoch,
+                }],
+            }))
+        })
+        .collect();
+    publish_events(&format!("{}.web", app.namespace), &events).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_and_out_of_order_like_events_are_counted_once() {
-    // One delivery at a time, so the marker published last is also counted last.
+async fn repeated_and_reordered_counts_leave_the_newest_everywhere() {
+    // One delivery at a time, so the marker published last is also applied last.
     let app = spawn_app_with(TestOptions {
         extra_args: vec!["--bus-prefetch=1".to_owned()],
         ..TestOptions::default()
     })
     .await;
     let id = app.create_visible_product("Moor").await;
-    let ann = "11111111-1111-4111-8111-111111111111";
-    let bob = "22222222-2222-4222-8222-222222222222";
+    let marker = app.create_visible_product("Marker").await;
+    let mut live = app.connect_live().await.expect("a live socket");
 
-    // The same event delivered twice counts once.
-    let ann_likes = Envelope::new(LikeEvent::Added(like_change(id, ann, 1)));
-    publish_like_events(&app, &[ann_likes.clone(), ann_likes]).await;
-    // Bob liked (seq 1) then unliked (seq 2), but the unlike arrives first.
-    let bob_unlikes = Envelope::new(LikeEvent::Removed(like_change(id, bob, 2)));
-    let bob_likes = Envelope::new(LikeEvent::Added(like_change(id, bob, 1)));
-    publish_like_events(&app, &[bob_unlikes, bob_likes]).await;
-    // A marker event that lands last: once it counts, everything before it was applied.
-    let carl = "33333333-3333-4333-8333-333333333333";
-    publish_like_events(
+    // The newest count first, then older ones and repeats of each, then the marker.
+    publish_counts(
         &app,
-        &[Envelope::new(LikeEvent::Added(like_change(id, carl, 1)))],
+        &[
+            (id, 7, 30),
+            (id, 5, 10),
+            (id, 7, 30),
+            (id, 6, 20),
+            (id, 5, 10),
+            (marker, 1, 1),
+        ],
     )
     .await;
 
-    wait_until("Carl's like in the catalog", || async {
-        app.catalog_likes().await.get(&id) == Some(&2)
+    wait_until("the marker in the catalog", || async {
+        app.catalog_likes().await.get(&marker) == Some(&1)
     })
     .await;
-    let quiet = tokio::time::timeout(Duration::from_millis(500), async {
-        loop {
-            if app.catalog_likes().await.get(&id) != Some(&2) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    assert_eq!(app.catalog_likes().await.get(&id), Some(&7));
+    let reader = app.new_visitor().await;
+    wait_until("the marker in the gallery", || async {
+        reader
+            .products()
+            .await
+            .iter()
+            .any(|p| p["id"] == marker && p["likes"] == 1)
     })
     .await;
-    assert!(
-        quiet.is_err(),
-        "the count stays at 2: Ann once, Carl once, Bob not at all"
-    );
+    let shown = reader.products().await;
+    let moor = shown.iter().find(|p| p["id"] == id).expect("Moor is shown");
+    assert_eq!(moor["likes"], 7, "older counts never replace the newest");
+    assert_eq!(moor["likes_version"], ABOVE_ANY_CLOCK + 30);
+    // The socket hears the newest count; none it hears after is older.
+    let mut newest = (0, 0);
+    while newest.0 != 7 {
+        newest = live.next_versioned_count_of(id).await;
+    }
+    assert_eq!(newest.1, ABOVE_ANY_CLOCK + 30);
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_like_message_is_dead_lettered_and_the_next_one_counts() {
+async fn per_like_events_queued_before_an_upgrade_are_counted_once() {
+    let app = spawn_app().await;
+    let id = app.create_visible_product("Tor").await;
+    // Three likes the web database committed; a web service of the version before also sent
+    // each as a per-like event, and those still wait in the catalog's queue, bound to `like.*`
+    // as that version bound it.
+    let visitors = [
+        app.new_visitor().await,
+        app.new_visitor().await,
+        app.new_visitor().await,
+    ];
+    for visitor in &visitors {
+        assert_eq!(visitor.like(id).await.status(), 200);
+    }
+    wait_until("the three likes in the catalog", || async {
+        app.catalog_likes().await.get(&id) == Some(&3)
+    })
+    .await;
+    let topology = Topology::new(app.namespace.as_str());
+    let mut earlier = topology.catalog_likes(10);
+    earlier.bindings = vec!["like.*".to_owned()];
+    drop(
+        rabbitmq_bus()
+            .subscribe(&earlier)
+            .await
+            .expect("the queue as v1 bound it"),
+    );
+    let old = |n: usize, kind: &str| {
+        let visitor = format!("{n:08x}-1111-4111-8111-111111111111");
+        OutgoingMessage {
+            routing_key: kind.to_owned(),
+            message_id: format!("v1-{n}"),
+            payload: json!({
+                "id": uuid::Uuid::new_v4(), "occurred_at": "2026-01-01T00:00:00Z", "type": kind,
+                "data": {"product_id": id, "visitor_id": visitor, "seq": 1, "epoch": 0}
+            })
+            .to_string()
+            .into_bytes(),
+        }
+    };
+    let queued: Vec<_> = (0..3)
+        .map(|n| old(n, "like.added"))
+        .chain([old(1, "like.added"), old(3, "like.removed")])
+        .collect();
+    rabbitmq_bus()
+        .publish(&format!("{}.web", app.namespace), &queued)
+        .await
+        .expect("published");
+
+    // A like after them: once it counts, they were all read, and none counted again.
+    let fourth = app.new_visitor().await;
+    assert_eq!(fourth.like(id).await.status(), 200);
+    wait_until("the fourth like in the catalog", || async {
+        app.catalog_likes().await.get(&id) == Some(&4)
+    })
+    .await;
+    let consumed = format!("{}.catalog.likes", app.namespace);
+    let dead = format!("{consumed}.dead-letter");
+    wait_until(
+        "the per-like events settled, none dead-lettered",
+        || async {
+            crate::helpers::messages_in(&consumed).await == 0
+                && crate::helpers::messages_in(&dead).await == 0
+        },
+    )
+    .await;
+    assert_eq!(app.catalog_likes().await.get(&id), Some(&4));
+    assert_eq!(app.miscounted().await, Vec::<String>::new());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_count_message_is_dead_lettered_and_the_next_one_counts() {
     let app = spawn_app().await;
     let id = app.create_visible_product("Heath").await;
     let dead_letters = Topology::new(app.namespace.as_str())
@@ -171,20 +264,15 @@ async fn a_broken_like_message_is_dead_lettered_and_the_next_one_counts() {
 
     let exchange = format!("{}.web", app.namespace);
     let broken = OutgoingMessage {
-        routing_key: "like.added".to_owned(),
+        routing_key: "likes.counted".to_owned(),
         message_id: "broken-1".to_owned(),
-        payload: br#"{"id": "not a uuid", "type": "like.added"}"#.to_vec(),
+        payload: br#"{"id": "not a uuid", "type": "likes.counted"}"#.to_vec(),
     };
     rabbitmq_bus()
         .publish(&exchange, &[broken])
         .await
         .expect("published");
-    let good = Envelope::new(LikeEvent::Added(like_change(
-        id,
-        "44444444-4444-4444-8444-444444444444",
-        1,
-    )));
-    publish_like_events(&app, &[good]).await;
+    assert_eq!(app.new_visitor().await.like(id).await.status(), 200);
 
     wait_until("the good like in the catalog", || async {
         app.catalog_likes().await.get(&id) == Some(&1)
@@ -200,8 +288,63 @@ async fn a_broken_like_message_is_dead_lettered_and_the_next_one_counts() {
     app.stop().await;
 }
 
+/// While 40 other visitors like and unlike it together, each visitor's read right after their
+/// own like's answer (through the same instance) never shows the product with an older count
+/// than the answer's: the count's version is at least the answer's, 200 times.
+async fn no_read_after_an_answer_shows_an_older_count(app: TestApp) {
+    let id = app.create_visible_product("Answer").await;
+    let visitors: Vec<_> = stream::iter(0..40)
+        .then(|_| app.new_visitor())
+        .collect()
+        .await;
+    let checked: Vec<usize> = stream::iter(visitors.iter())
+        .map(|visitor| async move {
+            let mut checked = 0;
+            for round in 0..5 {
+                let answer = if round % 2 == 0 {
+                    visitor.like(id).await
+                } else {
+                    visitor.unlike(id).await
+                };
+                assert_eq!(answer.status(), 200);
+                let answer: Value = answer.json().await.unwrap();
+                let answered = answer["likes_version"].as_i64().expect("a version");
+                let read = visitor.products().await;
+                let shown = read.iter().find(|p| p["id"] == id).expect("the product");
+                let version = shown["likes_version"].as_i64().expect("a version");
+                assert!(
+                    version >= answered,
+                    "a read after the answer at version {answered} showed version {version}"
+                );
+                if version == answered {
+                    assert_eq!(shown["likes"], answer["likes"]);
+                }
+                assert_eq!(shown["liked"], answer["liked"]);
+                checked += 1;
+            }
+            checked
+        })
+        .buffer_unordered(40)
+        .collect()
+        .await;
+    assert_eq!(checked.iter().sum::<usize>(), 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_read_after_an_answer_shows_an_older_count_on_postgres_and_rabbitmq() {
+    no_read_after_an_answer_shows_an_older_count(spawn_app().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_read_after_an_answer_shows_an_older_count_on_sqlite_and_the_in_process_bus() {
+    no_read_after_an_answer_shows_an_older_count(spawn_app_with(TestOptions::embedded()).await)
+        .await;
+}
+
 /// 200 visitors make 1,000 likes and unlikes at once across five products; once quiet, every
-/// count in the catalog and in the read model equals the visitors liking the product.
+/// count in the web database, its gallery and the catalog's copy equals the visitors liking the
+/// product.
 async fn counts_stay_exact_under_concurrent_likes(app: TestApp) {
     let mut products = Vec::new();
     for n in 0..5 {
@@ -251,7 +394,7 @@ async fn counts_stay_exact_under_concurrent_likes(app: TestApp) {
     })
     .await;
     let reader = app.new_visitor().await;
-    wait_until("exact counts in the read model", || async {
+    wait_until("exact counts in the gallery", || async {
         let seen: BTreeMap<i64, i64> = reader
             .products()
             .await

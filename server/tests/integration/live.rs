@@ -22,12 +22,12 @@ async fn every_open_socket_receives_a_published_message() {
     assert_eq!(hub.open_connections(), 3);
 
     hub.publish(&LiveMessage::Counts {
-        counts: vec![(ProductId::from_stored(7), 42)],
+        counts: vec![(ProductId::from_stored(7), 42, 3)],
     });
     for client in &mut clients {
         assert_eq!(
             client.next_message().await,
-            json!({"type": "counts", "counts": [[7, 42]]})
+            json!({"type": "counts", "counts": [[7, 42, 3]]})
         );
     }
     app.stop().await;
@@ -145,7 +145,7 @@ async fn a_client_that_stops_reading_does_not_delay_others_and_is_told_to_resync
     for n in 0..batches {
         for k in 0..batch {
             hub.publish(&LiveMessage::Counts {
-                counts: vec![(ProductId::from_stored(1), n * batch + k)],
+                counts: vec![(ProductId::from_stored(1), n * batch + k, n * batch + k)],
             });
         }
         let last = n * batch + batch - 1;
@@ -184,7 +184,7 @@ async fn a_client_that_never_reads_is_disconnected_after_the_send_timeout() {
     // Big frames, until the peer's buffers are full and a send waits out the timeout.
     let frame = LiveMessage::Counts {
         counts: (1..=1000)
-            .map(|id| (ProductId::from_stored(id), id))
+            .map(|id| (ProductId::from_stored(id), id, id))
             .collect(),
     };
     let gone = async {

@@ -143,7 +143,12 @@ async fn without_a_quorum_likes_wait_in_the_outbox_and_all_flow_when_a_node_retu
             .contains("outbox relay round failed")
     })
     .await;
-    assert_eq!(outbox().await, 20, "the likes wait in the web's outbox");
+    // One `likes.counted` per committed batch: at most one per like, at least one.
+    let waiting = outbox().await;
+    assert!(
+        (1..=20).contains(&waiting),
+        "the counts of the 20 likes wait in the web's outbox: {waiting} events"
+    );
     let seen = burst::catalog_view(catalog, token)
         .await
         .expect("the catalog answers");

@@ -4,20 +4,23 @@
 use crate::helpers::{
     fresh_database, init_logs, memory_bus, rabbitmq_bus, unique, Engine, SqliteDir,
 };
-use app::domain::{ProductId, VisitorId};
+use app::domain::ProductId;
 use server::bus::outbox::{self, Relay, RelayWaker};
 use server::bus::{Bus, Envelope, QueueKind, QueueSpec};
 use server::config::Secret;
 use server::db::{Database, Service};
-use server::events::{LikeChange, LikeEvent};
+use server::events::{LikeCount, LikeCounts, LikesEvent};
 use std::time::Duration;
 
-fn liked(product: i64) -> LikeEvent {
-    LikeEvent::Added(LikeChange {
-        product_id: ProductId::from_stored(product),
-        visitor_id: VisitorId::parse("00000000-0000-4000-8000-0000000000aa").unwrap(),
-        seq: 1,
-        epoch: 0,
+fn liked(product: i64) -> LikesEvent {
+    LikesEvent::Counted(LikeCounts {
+        counted_at_ms: 1_764_633_600_000,
+        counts: vec![LikeCount {
+            id: ProductId::from_stored(product),
+            likes: 1,
+            version: 1,
+            epoch: 0,
+        }],
     })
 }
 
@@ -32,7 +35,7 @@ async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: B
         queue: unique("lg_test_queue"),
         exchange: unique("lg_test_exchange"),
         declares_exchange: true,
-        bindings: vec!["like.*".to_owned()],
+        bindings: vec!["likes.*".to_owned()],
         kind: QueueKind::Durable,
         prefetch: 10,
     };
@@ -62,7 +65,7 @@ async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: B
             .await
             .expect("published in time")
             .expect("subscription open");
-        let received: Envelope<LikeEvent> =
+        let received: Envelope<LikesEvent> =
             serde_json::from_slice(&delivery.payload).expect("an envelope");
         assert_eq!(&received, sent);
         assert_eq!(delivery.message_id, Some(sent.id.to_string()));

@@ -184,6 +184,8 @@ pub struct Deployment {
     pub catalog: ServerProcess,
     pub webs: Vec<ServerProcess>,
     pub admin_token: String,
+    /// The bus namespace every process uses.
+    pub namespace: String,
     /// Database names, for tests that take PostgreSQL away.
     pub databases: Vec<String>,
     /// The catalog's and the web instances' database URLs.
@@ -225,6 +227,11 @@ impl Deployment {
             shared.retain(|(kept, _)| kept != flag);
             shared.push(((*flag).to_owned(), (*value).to_owned()));
         }
+        let namespace = shared
+            .iter()
+            .find(|(flag, _)| flag == "bus-namespace")
+            .map(|(_, value)| value.clone())
+            .expect("a namespace");
 
         let catalog_db = fresh_database(Engine::Postgres, &dir).await;
         let mut args = shared.clone();
@@ -246,6 +253,7 @@ impl Deployment {
             catalog,
             webs: instances,
             admin_token,
+            namespace,
             databases: vec![name(&catalog_db), name(&web_db)],
             catalog_database: catalog_db,
             web_database: web_db,

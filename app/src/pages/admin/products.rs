@@ -4,7 +4,7 @@
 
 use crate::api::{CreateProduct, DeleteProduct, UpdateProduct};
 use crate::domain::ProductId;
-use crate::live::use_live;
+use crate::live::{newer, use_live};
 use crate::wire::{AppError, Product};
 use leptos::html::Input;
 use leptos::prelude::*;
@@ -133,7 +133,9 @@ fn ProductRow(product: Product, mode: RowMode, error: Option<FieldError>) -> imp
             <tr data-product-id=id.clone()>
                 {thumbnail}
                 <td class="title">{title.clone()}</td>
-                <td class="likes"><LiveLikes id=product.id likes=product.likes/></td>
+                <td class="likes">
+                    <LiveLikes id=product.id likes=product.likes version=product.likes_version/>
+                </td>
                 <td class="actions">
                     <a href=format!("/admin?edit={id}") aria-label=format!("Edit {title}")>"Edit"</a>
                     <a href=format!("/admin?delete={id}") aria-label=format!("Delete {title}")>"Delete"</a>
@@ -187,15 +189,15 @@ fn ProductRow(product: Product, mode: RowMode, error: Option<FieldError>) -> imp
     }
 }
 
-/// A product's like count in the table, following the live feed once the page is interactive.
+/// A product's like count in the table (the catalog's copy, at `version`), following the live
+/// feed once the page is interactive: the newer of the two shows.
 #[island]
-fn LiveLikes(id: ProductId, likes: i64) -> impl IntoView {
+fn LiveLikes(id: ProductId, likes: i64, version: i64) -> impl IntoView {
     crate::islands::ready();
     let live = use_live();
     move || {
         live.counts
-            .with(|counts| counts.get(&id).copied())
-            .unwrap_or(likes)
+            .with(|counts| newer(counts.get(&id), likes, version).likes)
     }
 }
 

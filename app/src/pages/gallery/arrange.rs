@@ -3,6 +3,7 @@
 //! Nothing depends on which arrived first, so a page fetched while pushes arrive ends the same.
 
 use crate::domain::ProductId;
+use crate::live::{newer, Count};
 use crate::paging::{Cursor, GalleryOrder};
 use crate::wire::{GalleryItem, Product};
 use std::collections::HashMap;
@@ -16,8 +17,9 @@ pub struct Known<'a> {
     pub next: Option<Cursor>,
     /// Products pushed since the page started: changed (`Some`) or deleted (`None`).
     pub pushed: &'a HashMap<ProductId, Option<Product>>,
-    /// Counts pushed since the page started, and those this visitor's own likes returned.
-    pub counts: &'a HashMap<ProductId, i64>,
+    /// Counts pushed since the page started, and those this visitor's own likes returned: each
+    /// wins over a fetched count unless that one is newer.
+    pub counts: &'a HashMap<ProductId, Count>,
     /// Whether this visitor likes a product, as their own clicks since the page started say.
     pub liked: &'a HashMap<ProductId, bool>,
 }
@@ -37,11 +39,11 @@ pub struct Arranged {
 pub fn arrange(known: &Known<'_>) -> Arranged {
     let belongs = |likes: i64, id: ProductId| known.next.is_none_or(|next| next.passes(likes, id));
     let count = |product: &Product| {
-        known
-            .counts
-            .get(&product.id)
-            .copied()
-            .unwrap_or(product.likes)
+        newer(
+            known.counts.get(&product.id),
+            product.likes,
+            product.likes_version,
+        )
     };
 
     let mut items: HashMap<ProductId, GalleryItem> = HashMap::new();
@@ -57,7 +59,7 @@ pub fn arrange(known: &Known<'_>) -> Arranged {
                 Some(item) => item.product = product.clone(),
                 // A product not fetched yet joins when it belongs to the part fetched; further
                 // down it comes with its page.
-                None if belongs(count(product), *id) => {
+                None if belongs(count(product).likes, *id) => {
                     let item = GalleryItem {
                         product: product.clone(),
                         liked: false,
@@ -69,7 +71,9 @@ pub fn arrange(known: &Known<'_>) -> Arranged {
         }
     }
     for item in items.values_mut() {
-        item.product.likes = count(&item.product);
+        let shown = count(&item.product);
+        item.product.likes = shown.likes;
+        item.product.likes_version = shown.version;
         if let Some(liked) = known.liked.get(&item.product.id) {
             item.liked = *liked;
         }
@@ -85,9 +89,9 @@ pub fn arrange(known: &Known<'_>) -> Arranged {
     let mut missing: Vec<ProductId> = known
         .counts
         .iter()
-        .filter(|(id, likes)| {
+        .filter(|(id, count)| {
             let deleted = matches!(known.pushed.get(id), Some(None));
-            !items.contains_key(id) && !deleted && belongs(**likes, **id)
+            !items.contains_key(id) && !deleted && belongs(count.likes, **id)
         })
         .map(|(id, _)| *id)
         .collect();
@@ -111,12 +115,24 @@ mod tests {
             title: ProductTitle::parse(&format!("Picture {id}")).unwrap(),
             image: ImageUrl::parse("https://example.com/p.jpg").unwrap(),
             likes,
+            likes_version: 0,
         }
     }
 
-    /// A tiny gallery server: counts by id, paged like the real one.
+    /// A tiny gallery server: counts and their versions by id, paged like the real one.
     struct Server {
         likes: Vec<i64>,
+        versions: Vec<i64>,
+    }
+
+    impl Server {
+        fn product(&self, id: i64) -> Product {
+            let n = id as usize - 1;
+            Product {
+                likes_version: self.versions[n],
+                ..product(id, self.likes[n])
+            }
+        }
     }
 
     impl Server {
@@ -127,7 +143,7 @@ mod tests {
             limit: usize,
         ) -> (Vec<GalleryItem>, Option<Cursor>) {
             let mut all: Vec<Product> = (0..self.likes.len())
-                .map(|n| product(n as i64 + 1, self.likes[n]))
+                .map(|n| self.product(n as i64 + 1))
                 .collect();
             all.sort_by(|a, b| order.compare((a.likes, a.id), (b.likes, b.id)));
             let rest: Vec<Product> = all
@@ -155,7 +171,7 @@ mod tests {
         order: GalleryOrder,
         fetched: &[GalleryItem],
         next: Option<Cursor>,
-        counts: &HashMap<ProductId, i64>,
+        counts: &HashMap<ProductId, Count>,
     ) -> Arranged {
         arrange(&Known {
             order,
@@ -181,6 +197,7 @@ mod tests {
             for _ in 0..200 {
                 let mut server = Server {
                     likes: (0..30).map(|_| random(5) as i64).collect(),
+                    versions: vec![1; 30],
                 };
                 let mut fetched = Vec::new();
                 let mut counts = HashMap::new();
@@ -192,12 +209,17 @@ mod tests {
                         let n = random(30) as usize;
                         let change = if random(2) == 0 { 3 } else { -1 };
                         server.likes[n] = (server.likes[n] + change).max(0);
-                        counts.insert(ProductId::from_stored(n as i64 + 1), server.likes[n]);
+                        server.versions[n] += 1;
+                        let count = Count {
+                            likes: server.likes[n],
+                            version: server.versions[n],
+                        };
+                        counts.insert(ProductId::from_stored(n as i64 + 1), count);
                     }
                     let missing = arrange_counts(order, &fetched, next, &counts).missing;
                     // What the page fetches by id, the server answers as it is now.
                     fetched.extend(missing.iter().map(|id| GalleryItem {
-                        product: product(id.get(), server.likes[id.get() as usize - 1]),
+                        product: server.product(id.get()),
                         liked: false,
                     }));
                     let Some(cursor) = next else { break };
@@ -255,7 +277,13 @@ mod tests {
             (ProductId::from_stored(3), None),                // deleted
             (ProductId::from_stored(1), Some(product(1, 0))), // on a later page: waits for it
         ]);
-        let counts = HashMap::from([(ProductId::from_stored(5), 4)]);
+        let counts = HashMap::from([(
+            ProductId::from_stored(5),
+            Count {
+                likes: 4,
+                version: 1,
+            },
+        )]);
         let liked = HashMap::new();
         let shown = arrange(&Known {
             order: GalleryOrder::Newest,

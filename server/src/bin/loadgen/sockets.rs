@@ -86,7 +86,8 @@ impl Watch {
                     LiveMessage::Counts { counts } => {
                         let mut state = writer.lock().expect("not poisoned");
                         state.messages += 1;
-                        for (id, likes) in counts {
+                        // One socket's frames come in the order of their versions.
+                        for (id, likes, _version) in counts {
                             let id = id.get();
                             let before = state.shown.insert(id, likes).unwrap_or(0);
                             if let (Some(clicks), Some(received)) = (&clicks, received) {
