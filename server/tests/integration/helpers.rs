@@ -415,6 +415,15 @@ impl TestApp {
         response.json().await.expect("a JSON list")
     }
 
+    /// `admin_products`, each without its count's version (see `unversioned`).
+    pub async fn admin_products_unversioned(&self) -> Vec<serde_json::Value> {
+        self.admin_products()
+            .await
+            .into_iter()
+            .map(unversioned)
+            .collect()
+    }
+
     /// Waits until the gallery page (the web read model) satisfies `check`.
     pub async fn wait_for_gallery(&self, what: &str, check: impl Fn(&str) -> bool) {
         let poll = async {
