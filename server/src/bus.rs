@@ -7,9 +7,11 @@
 //! - `amqp`, `memory`: the two implementations
 //! - `consumer`: the loop that decodes, handles and acks deliveries
 //! - `outbox`: the transactional outbox and the relay that publishes it
+//! - `direct`: publishing a transaction's outbox rows from its committer, the relay as safety net
 
 pub mod amqp;
 pub mod consumer;
+pub mod direct;
 pub mod envelope;
 pub mod memory;
 pub mod outbox;

@@ -4,6 +4,7 @@
 use crate::auth::AdminToken;
 use crate::bus::amqp::AmqpBus;
 use crate::bus::consumer::{self, Handler};
+use crate::bus::direct::Publisher;
 use crate::bus::memory::MemoryBus;
 use crate::bus::outbox::{Relay, RelayWaker};
 use crate::bus::{Bus, BusError, QueueSpec, Topology};
@@ -252,6 +253,14 @@ impl Application {
                 waker: waker.clone(),
             };
             tasks.push(spawn_part(&parts, "relay:web", relay.run(shutdown.clone())));
+            // The like writer publishes each batch's event itself; the relay is its safety net.
+            let (publisher, publishing) = Publisher::new(
+                db.clone(),
+                bus.clone(),
+                topology.web_exchange(),
+                shutdown.clone(),
+            );
+            tasks.push(spawn_part(&parts, "publisher:web", publishing));
             tasks.push(run_consumer(
                 &bus,
                 &gallery_spec,
@@ -301,7 +310,7 @@ impl Application {
                     CatalogClient::Missing
                 }
             };
-            let likes = Likes::start(db.clone(), waker, gallery.clone());
+            let likes = Likes::start(db.clone(), publisher, gallery.clone());
             let backend = BackendHandle(Arc::new(WebBackend {
                 likes: likes.clone(),
                 gallery: gallery.clone(),

@@ -1,7 +1,8 @@
 //! The transactional outbox: events are inserted in the same transaction as the change they
 //! describe, and a relay publishes them in order with confirms, deleting each only after the
 //! broker confirmed it. A change is thus never published without being stored, nor lost when
-//! the broker is down: the relay catches up when it returns.
+//! the broker is down: the relay catches up when it returns. Rows a committer publishes itself
+//! (`direct`) wait a grace period before the relay takes them.
 
 use super::{Bus, Envelope, Event, OutgoingMessage};
 use crate::db::sql::text;
@@ -22,30 +23,35 @@ const POLL: Duration = Duration::from_millis(500);
 /// Longest pause after a failed round.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Adds a batch of events, given as one JSON array parameter, in the array's order. MariaDB's
-/// `?` take the values in the order they are bound, array then time, so there the time rides in
+/// Adds a batch of events, given as one JSON array parameter, in the array's order, with the
+/// time now and the time a relay may take them (`relay_after_ms`); returns their ids. MariaDB's
+/// `?` take the values in the order they are bound, array then times, so there the times ride in
 /// a one-row table joined after the array.
 const INSERT: Sql = Sql::each(
-    "insert into outbox (event_id, routing_key, payload, created_at_ms) \
-     select e, k, p, $2 from jsonb_to_recordset($1::jsonb) as t(e text, k text, p text)",
-    "insert into outbox (event_id, routing_key, payload, created_at_ms) \
-     select json_extract(value, '$.e'), json_extract(value, '$.k'), json_extract(value, '$.p'), $2 \
-     from json_each($1)",
-    "insert into outbox (event_id, routing_key, payload, created_at_ms) \
-     select t.e, t.k, t.p, c.at from json_table(?, '$[*]' columns(n for ordinality, \
+    "insert into outbox (event_id, routing_key, payload, created_at_ms, relay_after_ms) \
+     select e, k, p, $2, $3 from jsonb_to_recordset($1::jsonb) as t(e text, k text, p text) \
+     returning id",
+    "insert into outbox (event_id, routing_key, payload, created_at_ms, relay_after_ms) \
+     select json_extract(value, '$.e'), json_extract(value, '$.k'), json_extract(value, '$.p'), \
+     $2, $3 from json_each($1) where true returning id",
+    "insert into outbox (event_id, routing_key, payload, created_at_ms, relay_after_ms) \
+     select t.e, t.k, t.p, c.at, c.after from json_table(?, '$[*]' columns(n for ordinality, \
      e varchar(64) collate utf8mb4_bin path '$.e', k varchar(255) collate utf8mb4_bin path '$.k', \
-     p longtext collate utf8mb4_bin path '$.p')) t cross join (select ? as at) c order by t.n",
+     p longtext collate utf8mb4_bin path '$.p')) t cross join (select ? as at, ? as after) c \
+     order by t.n returning id",
 );
 
-/// The oldest rows no other relay is publishing. On PostgreSQL and MariaDB the rows stay locked
-/// until the round's transaction ends, so relays of several instances on one database never
-/// publish the same row; SQLite has one process and one relay per file.
+/// The oldest rows a relay may take now (`$1`, ms) that no other relay is publishing, at most
+/// `$2`. On PostgreSQL and MariaDB the rows stay locked until the round's transaction ends, so
+/// relays of several instances on one database never publish the same row; SQLite has one
+/// process and one relay per file.
 const TAKE: Sql = Sql::each(
-    "select id, event_id, routing_key, payload from outbox order by id limit $1 \
-     for update skip locked",
-    "select id, event_id, routing_key, payload from outbox order by id limit $1",
-    "select id, event_id, routing_key, payload from outbox order by id limit ? \
-     for update skip locked",
+    "select id, event_id, routing_key, payload from outbox where relay_after_ms <= $1 \
+     order by id limit $2 for update skip locked",
+    "select id, event_id, routing_key, payload from outbox where relay_after_ms <= $1 \
+     order by id limit $2",
+    "select id, event_id, routing_key, payload from outbox where relay_after_ms <= ? \
+     order by id limit ? for update skip locked",
 );
 
 /// Deletes the rows of a round by primary key, touching no other row: `= any` keeps PostgreSQL
@@ -87,8 +93,44 @@ pub async fn enqueue_all<E: Event>(
     conn: &mut AnyConnection,
     envelopes: &[Envelope<E>],
 ) -> Result<(), sqlx::Error> {
+    insert(conn, envelopes, 0).await.map(drop)
+}
+
+/// Adds `envelopes` to the outbox inside the caller's transaction, for the caller to hand to its
+/// `Publisher` once the transaction commits: relays leave the rows alone for `direct::GRACE`,
+/// taking them only if that publish fails or the process dies first.
+pub async fn enqueue_direct<E: Event>(
+    conn: &mut AnyConnection,
+    envelopes: &[Envelope<E>],
+) -> Result<Pending, sqlx::Error> {
+    let relay_after_ms = now_millis() + super::direct::GRACE.as_millis() as i64;
+    let ids = insert(conn, envelopes, relay_after_ms).await?;
+    let messages = envelopes
+        .iter()
+        .map(|envelope| OutgoingMessage {
+            routing_key: envelope.routing_key().to_owned(),
+            message_id: envelope.id.to_string(),
+            payload: envelope.to_json().into_bytes(),
+        })
+        .collect();
+    Ok(Pending { ids, messages })
+}
+
+/// Outbox rows of a transaction and the messages they hold, for its committer to publish.
+#[derive(Debug)]
+pub struct Pending {
+    pub ids: Vec<i64>,
+    pub messages: Vec<OutgoingMessage>,
+}
+
+/// Inserts `envelopes`, each checked against its schema when a check is installed; their ids.
+async fn insert<E: Event>(
+    conn: &mut AnyConnection,
+    envelopes: &[Envelope<E>],
+    relay_after_ms: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
     if envelopes.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let check = EVENT_CHECK.get();
     let rows = envelopes
@@ -104,12 +146,45 @@ pub async fn enqueue_all<E: Event>(
         })
         .collect::<Result<Vec<serde_json::Value>, sqlx::Error>>()?;
     let sql = INSERT.on(conn);
-    sqlx::query(sql)
+    sqlx::query_scalar(sql)
         .bind(serde_json::Value::Array(rows).to_string())
         .bind(now_millis())
-        .execute(conn)
-        .await?;
-    Ok(())
+        .bind(relay_after_ms)
+        .fetch_all(conn)
+        .await
+}
+
+/// The statement deleting the rows `ids` of an `engine`'s outbox, and nothing else.
+pub(crate) fn delete(
+    engine: Engine,
+    ids: &[i64],
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>> {
+    let ids = match engine {
+        // An array literal, `{1,2,3}`.
+        Engine::Postgres => format!(
+            "{{{}}}",
+            ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+        ),
+        Engine::Sqlite | Engine::MySql => serde_json::to_string(ids).expect("ids serialise"),
+    };
+    sqlx::query(DELETE.of(engine)).bind(ids)
+}
+
+/// Counts `messages` as published to `exchange`: one counter update per routing key, not per
+/// message.
+pub(crate) fn count_published(exchange: &str, messages: &[OutgoingMessage]) {
+    let mut by_key: std::collections::BTreeMap<&str, u64> = Default::default();
+    for message in messages {
+        *by_key.entry(&message.routing_key).or_default() += 1;
+    }
+    for (routing_key, count) in by_key {
+        metrics::counter!(
+            "live_gallery_events_published_total",
+            "exchange" => exchange.to_owned(),
+            "routing_key" => routing_key.to_owned()
+        )
+        .increment(count);
+    }
 }
 
 /// Wakes a relay after a commit, so events go out at once rather than at the next poll.
@@ -231,6 +306,7 @@ impl Relay {
         // On SQLite a read transaction: the delete below goes through the writer.
         let mut tx = self.db.pool().begin().await?;
         let rows = sqlx::query(self.db.sql(&TAKE))
+            .bind(now_millis())
             .bind(BATCH)
             .fetch_all(&mut *tx)
             .await?;
@@ -252,47 +328,18 @@ impl Relay {
             });
         }
         self.bus.publish(&self.exchange, &messages).await?;
-        // One counter update per routing key and round, not per message.
-        let mut by_key: std::collections::BTreeMap<&str, u64> = Default::default();
-        for message in &messages {
-            *by_key.entry(&message.routing_key).or_default() += 1;
-        }
-        for (routing_key, count) in by_key {
-            metrics::counter!(
-                "live_gallery_events_published_total",
-                "exchange" => self.exchange.clone(),
-                "routing_key" => routing_key.to_owned()
-            )
-            .increment(count);
-        }
+        count_published(&self.exchange, &messages);
         // Delete exactly what was published: a transaction that commits late may have added a
         // row with a lower id in the meantime, and it must stay.
+        let delete = delete(self.db.engine(), &ids);
         match self.db.engine() {
-            Engine::Postgres => {
-                // An array literal, `{1,2,3}`.
-                let ids = format!(
-                    "{{{}}}",
-                    ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
-                );
-                sqlx::query(self.db.sql(&DELETE))
-                    .bind(ids)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-            }
-            Engine::MySql => {
-                sqlx::query(self.db.sql(&DELETE))
-                    .bind(serde_json::to_string(&ids).expect("ids serialise"))
-                    .execute(&mut *tx)
-                    .await?;
+            Engine::Postgres | Engine::MySql => {
+                delete.execute(&mut *tx).await?;
                 tx.commit().await?;
             }
             Engine::Sqlite => {
                 tx.rollback().await?;
-                sqlx::query(self.db.sql(&DELETE))
-                    .bind(serde_json::to_string(&ids).expect("ids serialise"))
-                    .execute(self.db.writer())
-                    .await?;
+                delete.execute(self.db.writer()).await?;
             }
         }
         Ok(messages.len())

@@ -115,11 +115,19 @@ pub async fn announce(
     Ok(counts)
 }
 
-/// Enqueues `counts` as `likes.counted` events of the caller's transaction, stamped with the
-/// time now (the commit follows at once); returns that time.
+/// Enqueues `counts` as `likes.counted` events of the caller's transaction, for the relay;
+/// returns the time they are stamped with.
 pub async fn enqueue(conn: &mut AnyConnection, counts: &[LikeCount]) -> Result<i64, sqlx::Error> {
+    let (events, counted_at_ms) = events(counts);
+    outbox::enqueue_all(conn, &events).await?;
+    Ok(counted_at_ms)
+}
+
+/// `counts` as `likes.counted` events stamped with the time now (the commit follows at once),
+/// and that time.
+pub fn events(counts: &[LikeCount]) -> (Vec<Envelope<LikesEvent>>, i64) {
     let counted_at_ms = crate::db::now_millis();
-    let events: Vec<Envelope<LikesEvent>> = counts
+    let events = counts
         .chunks(PER_EVENT)
         .map(|counts| {
             Envelope::new(LikesEvent::Counted(LikeCounts {
@@ -128,11 +136,7 @@ pub async fn enqueue(conn: &mut AnyConnection, counts: &[LikeCount]) -> Result<i
             }))
         })
         .collect();
-    outbox::enqueue_all(conn, &events).await?;
-    for event in &events {
-        tracing::debug!(event_id = %event.id, products = counts.len(), "counts enqueued");
-    }
-    Ok(counted_at_ms)
+    (events, counted_at_ms)
 }
 
 /// Announces every count of `db` with a new version, in a transaction of its own: at start, so

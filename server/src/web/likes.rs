@@ -1,13 +1,15 @@
 //! Likes as the web service records them: one per visitor per product, and each product's
 //! count, which the web database alone decides. One writer task per instance takes every like
 //! and unlike waiting at that moment and commits them together (group commit): the like rows,
-//! each product's count with its new version, and one `likes.counted` event for the lot. After
-//! the commit the counts go into this instance's gallery before anyone is answered, so nothing
-//! this instance serves later shows a count from before the answer.
+//! each product's count with its new version, and one `likes.counted` event for the lot, which
+//! the writer hands to its publisher as soon as the commit returns (the outbox relay is only the
+//! safety net). After the commit the counts go into this instance's gallery before anyone is
+//! answered, so nothing this instance serves later shows a count from before the answer.
 
 use super::counts::{self, now_micros};
 use super::gallery::Gallery;
-use crate::bus::outbox::RelayWaker;
+use crate::bus::direct::Publisher;
+use crate::bus::outbox;
 use crate::db::sql::text;
 use crate::db::{Database, Sql};
 use crate::error::{Error, Result};
@@ -97,11 +99,11 @@ pub struct Likes {
 }
 
 impl Likes {
-    /// Starts the writer on `db`; after each commit it puts the counts in `gallery` and wakes
-    /// `relay`. It ends once every clone is dropped.
-    pub fn start(db: Database, relay: RelayWaker, gallery: Arc<Gallery>) -> Self {
+    /// Starts the writer on `db`; after each commit it hands the batch's event to `publisher`
+    /// and puts the counts in `gallery`. It ends once every clone is dropped.
+    pub fn start(db: Database, publisher: Publisher, gallery: Arc<Gallery>) -> Self {
         let (commands, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write(db.clone(), relay, gallery, queue));
+        tokio::spawn(write(db.clone(), publisher, gallery, queue));
         Self { db, commands }
     }
 
@@ -146,16 +148,15 @@ impl Likes {
 /// The writer: takes what is waiting, up to a batch, and commits it in one transaction.
 async fn write(
     db: Database,
-    relay: RelayWaker,
+    publisher: Publisher,
     gallery: Arc<Gallery>,
     mut queue: mpsc::Receiver<Command>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
-        match apply(&db, &batch).await {
+        match apply(&db, &publisher, &batch).await {
             Ok((answers, counted)) => {
                 if let Some((counts, counted_at_ms)) = counted {
-                    relay.wake();
                     gallery.count(&counts, Some(counted_at_ms));
                 }
                 for (command, answer) in batch.drain(..).zip(answers) {
@@ -271,9 +272,11 @@ pub(crate) fn decide(
 /// What a committed batch counted, and when.
 type Counted = Option<(Vec<LikeCount>, i64)>;
 
-/// Commits `batch`; returns each command's answer, in order, and the counts it committed.
+/// Commits `batch`, deleting the outbox rows `publisher` has had confirmed, and hands its event
+/// to `publisher`; returns each command's answer, in order, and the counts it committed.
 async fn apply(
     db: &Database,
+    publisher: &Publisher,
     batch: &[Command],
 ) -> Result<(Vec<Result<LikeState>>, Counted), sqlx::Error> {
     let commands: Vec<(VisitorId, ProductId, bool)> = batch
@@ -339,8 +342,14 @@ async fn apply(
             .bind(serde_json::Value::Array(rows).to_string())
             .execute(&mut *tx)
             .await?;
-        let counted_at_ms = counts::enqueue(&mut tx, &decision.counts).await?;
-        tx.commit().await?;
+        let confirmed = publisher.delete_confirmed(&mut tx).await?;
+        let (events, counted_at_ms) = counts::events(&decision.counts);
+        let committed = match outbox::enqueue_direct(&mut tx, &events).await {
+            Ok(pending) => tx.commit().await.map(|()| pending),
+            Err(err) => Err(err),
+        };
+        let pending = committed.inspect_err(|_| publisher.give_back(confirmed))?;
+        publisher.publish(pending);
         // One line per commit at info: a log write per like would cost as much as the like
         // itself under load.
         let changes = decision.likes.len();

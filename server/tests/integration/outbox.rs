@@ -1,10 +1,13 @@
 //! The outbox relay publishes what a transaction stored, with confirms, and empties the outbox
-//! only after the broker took it: on PostgreSQL + RabbitMQ and on SQLite + the in-process bus.
+//! only after the broker took it; a committer's own publish goes out at once and the relay takes
+//! its rows only if they are left past the grace period: on PostgreSQL + RabbitMQ and on
+//! SQLite + the in-process bus.
 
 use crate::helpers::{
     fresh_database, init_logs, memory_bus, rabbitmq_bus, unique, Engine, SqliteDir,
 };
 use app::domain::ProductId;
+use server::bus::direct::{Publisher, GRACE};
 use server::bus::outbox::{self, Relay, RelayWaker};
 use server::bus::{Bus, Envelope, QueueKind, QueueSpec};
 use server::config::Secret;
@@ -95,4 +98,191 @@ async fn the_relay_publishes_from_postgres_to_rabbitmq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_publishes_from_sqlite_to_the_in_process_bus() {
     stored_events_are_published_in_order_and_cleared(Engine::Sqlite, memory_bus()).await;
+}
+
+/// A database, a queue bound to a fresh exchange, and a relay of the database's outbox to it
+/// that runs until the returned trigger fires.
+async fn relayed(
+    engine: Engine,
+    bus: &Bus,
+    dir: &SqliteDir,
+) -> (
+    Database,
+    QueueSpec,
+    server::bus::Subscription,
+    server::shutdown::ShutdownTrigger,
+    server::shutdown::Shutdown,
+    tokio::task::JoinHandle<()>,
+) {
+    init_logs();
+    let url = fresh_database(engine, dir).await;
+    let db = Database::connect(&Secret::new(url), Service::Web, 4)
+        .await
+        .expect("database opens");
+    let spec = QueueSpec {
+        queue: unique("lg_test_queue"),
+        exchange: unique("lg_test_exchange"),
+        declares_exchange: true,
+        bindings: vec!["likes.*".to_owned()],
+        kind: QueueKind::Durable,
+        prefetch: 10,
+    };
+    let subscription = bus.subscribe(&spec).await.expect("subscribe");
+    let (stop, shutdown) = server::shutdown::channel();
+    let waker = RelayWaker::default();
+    let relay = Relay {
+        db: db.clone(),
+        bus: bus.clone(),
+        exchange: spec.exchange.clone(),
+        waker: waker.clone(),
+    };
+    let relaying = tokio::spawn(relay.run(shutdown.clone()));
+    waker.wake();
+    (db, spec, subscription, stop, shutdown, relaying)
+}
+
+/// Commits `envelopes` to the outbox for a direct publish; what to hand to the publisher.
+async fn commit_direct(db: &Database, envelopes: &[Envelope<LikesEvent>]) -> outbox::Pending {
+    let mut tx = db.begin_write().await.expect("begin");
+    let pending = outbox::enqueue_direct(&mut tx, envelopes)
+        .await
+        .expect("enqueue");
+    tx.commit().await.expect("commit");
+    pending
+}
+
+/// Receives `sent`, in order, acking each; returns when the last arrived (ms since the epoch).
+async fn receive(
+    subscription: &mut server::bus::Subscription,
+    sent: &[Envelope<LikesEvent>],
+) -> i64 {
+    for sent in sent {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+            .await
+            .expect("published in time")
+            .expect("subscription open");
+        let received: Envelope<LikesEvent> =
+            serde_json::from_slice(&delivery.payload).expect("an envelope");
+        assert_eq!(&received, sent);
+        delivery.ack().await.expect("ack");
+    }
+    server::db::now_millis()
+}
+
+async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
+    engine: Engine,
+    bus: Bus,
+) {
+    let dir = SqliteDir::new();
+    let (db, spec, mut subscription, stop, shutdown, relaying) = relayed(engine, &bus, &dir).await;
+    let (publisher, publishing) =
+        Publisher::new(db.clone(), bus.clone(), spec.exchange.clone(), shutdown);
+    let publishing = tokio::spawn(publishing);
+
+    let envelopes: Vec<_> = (1..=3).map(|id| Envelope::new(liked(id))).collect();
+    let committed_ms = server::db::now_millis();
+    publisher.publish(commit_direct(&db, &envelopes).await);
+    let received_ms = receive(&mut subscription, &envelopes).await;
+    assert!(
+        received_ms < committed_ms + GRACE.as_millis() as i64,
+        "the committer's publish, not the relay's: {} ms after the commit",
+        received_ms - committed_ms
+    );
+    // No transaction follows here: the publisher deletes the confirmed rows itself, and a
+    // relay has nothing left to publish a second time.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while outbox::backlog(&db).await.expect("count") != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the confirmed rows are deleted");
+
+    // A committer's next transaction takes the confirmed rows' delete along (a publisher
+    // whose task never runs, so no delete of its own can come first).
+    let (quiet, _never_run) = Publisher::new(
+        db.clone(),
+        bus.clone(),
+        spec.exchange.clone(),
+        server::shutdown::channel().1,
+    );
+    let pending = commit_direct(&db, &[Envelope::new(liked(4))]).await;
+    let ids = pending.ids.clone();
+    quiet.give_back(pending.ids);
+    let mut tx = db.begin_write().await.expect("begin");
+    assert_eq!(quiet.delete_confirmed(&mut tx).await.expect("delete"), ids);
+    tx.commit().await.expect("commit");
+    assert_eq!(outbox::backlog(&db).await.expect("count"), 0);
+
+    stop.trigger();
+    for task in [relaying, publishing] {
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops on shutdown")
+            .expect("does not panic");
+    }
+}
+
+async fn rows_never_published_by_their_committer_go_out_through_the_relay_after_the_grace(
+    engine: Engine,
+    bus: Bus,
+) {
+    let dir = SqliteDir::new();
+    let (db, _spec, mut subscription, stop, _shutdown, relaying) =
+        relayed(engine, &bus, &dir).await;
+    // Committed, but the committer died before its publish: only the relay can send them.
+    let envelopes: Vec<_> = (1..=2).map(|id| Envelope::new(liked(id))).collect();
+    let committed_ms = server::db::now_millis();
+    commit_direct(&db, &envelopes).await;
+    let received_ms = receive(&mut subscription, &envelopes).await;
+    assert!(
+        received_ms >= committed_ms + GRACE.as_millis() as i64,
+        "the relay leaves a committer's rows alone for the grace period: {} ms",
+        received_ms - committed_ms
+    );
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while outbox::backlog(&db).await.expect("count") != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the relay deletes what it published");
+    stop.trigger();
+    tokio::time::timeout(Duration::from_secs(10), relaying)
+        .await
+        .expect("stops on shutdown")
+        .expect("does not panic");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_publish_from_postgres_goes_out_at_once_and_its_rows_are_deleted() {
+    a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
+        Engine::Postgres,
+        rabbitmq_bus(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_publish_from_sqlite_goes_out_at_once_and_its_rows_are_deleted() {
+    a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(Engine::Sqlite, memory_bus())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rows_left_by_a_dead_committer_go_out_through_the_relay_after_the_grace() {
+    rows_never_published_by_their_committer_go_out_through_the_relay_after_the_grace(
+        Engine::Postgres,
+        rabbitmq_bus(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_rows_left_by_a_dead_committer_go_out_through_the_relay_after_the_grace() {
+    rows_never_published_by_their_committer_go_out_through_the_relay_after_the_grace(
+        Engine::Sqlite,
+        memory_bus(),
+    )
+    .await;
 }
