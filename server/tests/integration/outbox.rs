@@ -27,6 +27,17 @@ fn liked(product: i64) -> LikesEvent {
     })
 }
 
+/// Waits until `db`'s outbox holds nothing, failing with `what` after 10 s.
+async fn outbox_empties(db: &Database, what: &str) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while outbox::backlog(db).await.expect("count") != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect(what);
+}
+
 async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: Bus) {
     init_logs();
     let dir = SqliteDir::new();
@@ -75,13 +86,7 @@ async fn stored_events_are_published_in_order_and_cleared(engine: Engine, bus: B
         delivery.ack().await.expect("ack");
     }
 
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while outbox::backlog(&db).await.expect("count") != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the outbox empties once the broker confirmed");
+    outbox_empties(&db, "the outbox empties once the broker confirmed").await;
 
     stop.trigger();
     tokio::time::timeout(Duration::from_secs(10), relaying)
@@ -190,13 +195,7 @@ async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
     );
     // No transaction follows here: the publisher deletes the confirmed rows itself, and a
     // relay has nothing left to publish a second time.
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while outbox::backlog(&db).await.expect("count") != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the confirmed rows are deleted");
+    outbox_empties(&db, "the confirmed rows are deleted").await;
 
     // A committer's next transaction takes the confirmed rows' delete along (a publisher
     // whose task never runs, so no delete of its own can come first).
@@ -240,13 +239,7 @@ async fn rows_never_published_by_their_committer_go_out_through_the_relay_after_
         "the relay leaves a committer's rows alone for the grace period: {} ms",
         received_ms - committed_ms
     );
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while outbox::backlog(&db).await.expect("count") != 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the relay deletes what it published");
+    outbox_empties(&db, "the relay deletes what it published").await;
     stop.trigger();
     tokio::time::timeout(Duration::from_secs(10), relaying)
         .await
