@@ -42,6 +42,15 @@ impl<E: Event> Envelope<E> {
         serde_json::to_string(self).expect("events serialise to JSON")
     }
 
+    /// The envelope as the bus publishes it: its routing key, its id as the message id.
+    pub fn to_message(&self) -> super::OutgoingMessage {
+        super::OutgoingMessage {
+            routing_key: self.routing_key().to_owned(),
+            message_id: self.id.to_string(),
+            payload: self.to_json().into_bytes(),
+        }
+    }
+
     /// `occurred_at` as Unix milliseconds, if it reads as RFC 3339.
     pub fn occurred_at_ms(&self) -> Option<i64> {
         let at = time::OffsetDateTime::parse(

@@ -101,26 +101,18 @@ pub async fn enqueue_all<E: Event>(
 /// taking them only if that publish fails or the process dies first.
 pub async fn enqueue_direct<E: Event>(
     conn: &mut AnyConnection,
-    envelopes: &[Envelope<E>],
-) -> Result<Pending, sqlx::Error> {
+    envelopes: Vec<Envelope<E>>,
+) -> Result<Pending<E>, sqlx::Error> {
     let relay_after_ms = now_millis() + super::direct::GRACE.as_millis() as i64;
-    let ids = insert(conn, envelopes, relay_after_ms).await?;
-    let messages = envelopes
-        .iter()
-        .map(|envelope| OutgoingMessage {
-            routing_key: envelope.routing_key().to_owned(),
-            message_id: envelope.id.to_string(),
-            payload: envelope.to_json().into_bytes(),
-        })
-        .collect();
-    Ok(Pending { ids, messages })
+    let ids = insert(conn, &envelopes, relay_after_ms).await?;
+    Ok(Pending { ids, envelopes })
 }
 
-/// Outbox rows of a transaction and the messages they hold, for its committer to publish.
+/// Outbox rows of a transaction and the events they hold, for its committer to publish.
 #[derive(Debug)]
-pub struct Pending {
+pub struct Pending<E> {
     pub ids: Vec<i64>,
-    pub messages: Vec<OutgoingMessage>,
+    pub envelopes: Vec<Envelope<E>>,
 }
 
 /// Inserts `envelopes`, each checked against its schema when a check is installed; their ids.

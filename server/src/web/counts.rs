@@ -4,12 +4,14 @@
 //! like (a catalog made anew, a resync's removals) and every count at once when consumers may
 //! hold newer-looking versions than the database (a start after a restore from a backup).
 
+use crate::bus::direct::Coalesce;
 use crate::bus::outbox;
 use crate::bus::Envelope;
 use crate::db::Sql;
 use crate::events::{LikeCount, LikeCounts, LikesEvent};
 use app::domain::ProductId;
 use sqlx::{AnyConnection, Row};
+use std::collections::BTreeMap;
 
 /// Most counts one `likes.counted` event carries; more go out in several events of the same
 /// transaction.
@@ -139,6 +141,49 @@ pub fn events(counts: &[LikeCount]) -> (Vec<Envelope<LikesEvent>>, i64) {
     (events, counted_at_ms)
 }
 
+impl Coalesce for LikesEvent {
+    /// The newest count of each product the events carry (a product's versions only grow), in
+    /// events stamped with the oldest commit's time, so the like → socket time measured from
+    /// them is never shorter than a like's own. Events of the old per-like family are never
+    /// published and pass through unchanged.
+    fn coalesce(events: Vec<Envelope<Self>>) -> Vec<Envelope<Self>> {
+        if events.len() < 2 {
+            return events;
+        }
+        let mut newest: BTreeMap<ProductId, LikeCount> = BTreeMap::new();
+        let mut counted_at_ms = i64::MAX;
+        let mut others = Vec::new();
+        for envelope in events {
+            let LikesEvent::Counted(counted) = envelope.event else {
+                others.push(envelope);
+                continue;
+            };
+            counted_at_ms = counted_at_ms.min(counted.counted_at_ms);
+            for count in counted.counts {
+                newest
+                    .entry(count.id)
+                    .and_modify(|held| {
+                        if count.version > held.version {
+                            *held = count;
+                        }
+                    })
+                    .or_insert(count);
+            }
+        }
+        let counts: Vec<LikeCount> = newest.into_values().collect();
+        counts
+            .chunks(PER_EVENT)
+            .map(|counts| {
+                Envelope::new(LikesEvent::Counted(LikeCounts {
+                    counted_at_ms,
+                    counts: counts.to_vec(),
+                }))
+            })
+            .chain(others)
+            .collect()
+    }
+}
+
 /// Announces every count of `db` with a new version, in a transaction of its own: at start, so
 /// that consumers holding versions this database no longer has (it was restored from a backup)
 /// take its counts again, and a catalog that missed counts (an upgrade from per-like events)
@@ -148,4 +193,51 @@ pub async fn announce_all(db: &crate::db::Database) -> Result<usize, sqlx::Error
     let counts = announce(&mut tx, Scope::All).await?;
     tx.commit().await?;
     Ok(counts.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counted(at_ms: i64, counts: &[(i64, i64, i64)]) -> Envelope<LikesEvent> {
+        Envelope::new(LikesEvent::Counted(LikeCounts {
+            counted_at_ms: at_ms,
+            counts: counts
+                .iter()
+                .map(|&(id, likes, version)| LikeCount {
+                    id: ProductId::from_stored(id),
+                    likes,
+                    version,
+                    epoch: 0,
+                })
+                .collect(),
+        }))
+    }
+
+    #[test]
+    fn one_event_goes_out_as_it_is() {
+        let event = counted(10, &[(1, 3, 7)]);
+        assert_eq!(LikesEvent::coalesce(vec![event.clone()]), vec![event]);
+    }
+
+    #[test]
+    fn several_become_one_with_each_products_newest_count_and_the_oldest_commit_time() {
+        let merged = LikesEvent::coalesce(vec![
+            counted(10, &[(1, 3, 7), (2, 1, 5)]),
+            counted(12, &[(2, 2, 6), (3, 9, 4)]),
+            // Out of order (a slow commit): the higher version is still the count kept.
+            counted(11, &[(1, 2, 6)]),
+        ]);
+        assert_eq!(merged.len(), 1);
+        let LikesEvent::Counted(counts) = &merged[0].event else {
+            panic!("a count event: {merged:?}");
+        };
+        assert_eq!(counts.counted_at_ms, 10);
+        let kept: Vec<(i64, i64, i64)> = counts
+            .counts
+            .iter()
+            .map(|count| (count.id.get(), count.likes, count.version))
+            .collect();
+        assert_eq!(kept, vec![(1, 3, 7), (2, 2, 6), (3, 9, 4)]);
+    }
 }

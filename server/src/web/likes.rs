@@ -13,7 +13,7 @@ use crate::bus::outbox;
 use crate::db::sql::text;
 use crate::db::{Database, Sql};
 use crate::error::{Error, Result};
-use crate::events::LikeCount;
+use crate::events::{LikeCount, LikesEvent};
 use app::domain::{ProductId, VisitorId};
 use app::wire::LikeState;
 use sqlx::Row;
@@ -101,7 +101,7 @@ pub struct Likes {
 impl Likes {
     /// Starts the writer on `db`; after each commit it hands the batch's event to `publisher`
     /// and puts the counts in `gallery`. It ends once every clone is dropped.
-    pub fn start(db: Database, publisher: Publisher, gallery: Arc<Gallery>) -> Self {
+    pub fn start(db: Database, publisher: Publisher<LikesEvent>, gallery: Arc<Gallery>) -> Self {
         let (commands, queue) = mpsc::channel(QUEUE);
         tokio::spawn(write(db.clone(), publisher, gallery, queue));
         Self { db, commands }
@@ -148,7 +148,7 @@ impl Likes {
 /// The writer: takes what is waiting, up to a batch, and commits it in one transaction.
 async fn write(
     db: Database,
-    publisher: Publisher,
+    publisher: Publisher<LikesEvent>,
     gallery: Arc<Gallery>,
     mut queue: mpsc::Receiver<Command>,
 ) {
@@ -276,7 +276,7 @@ type Counted = Option<(Vec<LikeCount>, i64)>;
 /// to `publisher`; returns each command's answer, in order, and the counts it committed.
 async fn apply(
     db: &Database,
-    publisher: &Publisher,
+    publisher: &Publisher<LikesEvent>,
     batch: &[Command],
 ) -> Result<(Vec<Result<LikeState>>, Counted), sqlx::Error> {
     let commands: Vec<(VisitorId, ProductId, bool)> = batch
@@ -344,7 +344,7 @@ async fn apply(
             .await?;
         let confirmed = publisher.delete_confirmed(&mut tx).await?;
         let (events, counted_at_ms) = counts::events(&decision.counts);
-        let committed = match outbox::enqueue_direct(&mut tx, &events).await {
+        let committed = match outbox::enqueue_direct(&mut tx, events).await {
             Ok(pending) => tx.commit().await.map(|()| pending),
             Err(err) => Err(err),
         };

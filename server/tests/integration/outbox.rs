@@ -147,9 +147,12 @@ async fn relayed(
 }
 
 /// Commits `envelopes` to the outbox for a direct publish; what to hand to the publisher.
-async fn commit_direct(db: &Database, envelopes: &[Envelope<LikesEvent>]) -> outbox::Pending {
+async fn commit_direct(
+    db: &Database,
+    envelopes: &[Envelope<LikesEvent>],
+) -> outbox::Pending<LikesEvent> {
     let mut tx = db.begin_write().await.expect("begin");
-    let pending = outbox::enqueue_direct(&mut tx, envelopes)
+    let pending = outbox::enqueue_direct(&mut tx, envelopes.to_vec())
         .await
         .expect("enqueue");
     tx.commit().await.expect("commit");
@@ -174,6 +177,34 @@ async fn receive(
     server::db::now_millis()
 }
 
+/// Receives one event, acking it: it must be `expected` (under any envelope id).
+async fn receive_event(subscription: &mut server::bus::Subscription, expected: &LikesEvent) {
+    let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("published in time")
+        .expect("subscription open");
+    let received: Envelope<LikesEvent> =
+        serde_json::from_slice(&delivery.payload).expect("an envelope");
+    assert_eq!(&received.event, expected);
+    delivery.ack().await.expect("ack");
+}
+
+/// `counts` of `(product, likes, version)` as one event.
+fn counted(counts: &[(i64, i64, i64)]) -> LikesEvent {
+    LikesEvent::Counted(LikeCounts {
+        counted_at_ms: 1_764_633_600_000,
+        counts: counts
+            .iter()
+            .map(|&(id, likes, version)| LikeCount {
+                id: ProductId::from_stored(id),
+                likes,
+                version,
+                epoch: 0,
+            })
+            .collect(),
+    })
+}
+
 async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
     engine: Engine,
     bus: Bus,
@@ -184,10 +215,16 @@ async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
         Publisher::new(db.clone(), bus.clone(), spec.exchange.clone(), shutdown);
     let publishing = tokio::spawn(publishing);
 
+    // One transaction's three events go out as the one event that says the same.
     let envelopes: Vec<_> = (1..=3).map(|id| Envelope::new(liked(id))).collect();
     let committed_ms = server::db::now_millis();
     publisher.publish(commit_direct(&db, &envelopes).await);
-    let received_ms = receive(&mut subscription, &envelopes).await;
+    receive_event(
+        &mut subscription,
+        &counted(&[(1, 1, 1), (2, 1, 1), (3, 1, 1)]),
+    )
+    .await;
+    let received_ms = server::db::now_millis();
     assert!(
         received_ms < committed_ms + GRACE.as_millis() as i64,
         "the committer's publish, not the relay's: {} ms after the commit",
@@ -199,7 +236,7 @@ async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
 
     // A committer's next transaction takes the confirmed rows' delete along (a publisher
     // whose task never runs, so no delete of its own can come first).
-    let (quiet, _never_run) = Publisher::new(
+    let (quiet, _never_run) = Publisher::<LikesEvent>::new(
         db.clone(),
         bus.clone(),
         spec.exchange.clone(),
@@ -212,6 +249,36 @@ async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
     assert_eq!(quiet.delete_confirmed(&mut tx).await.expect("delete"), ids);
     tx.commit().await.expect("commit");
     assert_eq!(outbox::backlog(&db).await.expect("count"), 0);
+
+    stop.trigger();
+    for task in [relaying, publishing] {
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops on shutdown")
+            .expect("does not panic");
+    }
+}
+
+async fn transactions_committed_within_a_frame_go_out_as_one_event_of_the_newest_counts(
+    engine: Engine,
+    bus: Bus,
+) {
+    let dir = SqliteDir::new();
+    let (db, spec, mut subscription, stop, shutdown, relaying) = relayed(engine, &bus, &dir).await;
+    let (publisher, publishing) =
+        Publisher::new(db.clone(), bus.clone(), spec.exchange.clone(), shutdown);
+    // Three transactions wait for the publisher before its task runs, as under load three
+    // commits land while a publish is under way: product 1 changes twice.
+    for counts in [[(1, 1, 1)], [(2, 4, 3)], [(1, 2, 2)]] {
+        let pending = commit_direct(&db, &[Envelope::new(counted(&counts))]).await;
+        publisher.publish(pending);
+    }
+    let publishing = tokio::spawn(publishing);
+    receive_event(&mut subscription, &counted(&[(1, 2, 2), (2, 4, 3)])).await;
+    // The next message is the next transaction's: the three went out as that one alone.
+    publisher.publish(commit_direct(&db, &[Envelope::new(counted(&[(3, 1, 5)]))]).await);
+    receive_event(&mut subscription, &counted(&[(3, 1, 5)])).await;
+    outbox_empties(&db, "every merged transaction's rows are deleted").await;
 
     stop.trigger();
     for task in [relaying, publishing] {
@@ -260,6 +327,24 @@ async fn a_direct_publish_from_postgres_goes_out_at_once_and_its_rows_are_delete
 async fn a_direct_publish_from_sqlite_goes_out_at_once_and_its_rows_are_deleted() {
     a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(Engine::Sqlite, memory_bus())
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_transactions_committed_within_a_frame_go_out_as_one_event() {
+    transactions_committed_within_a_frame_go_out_as_one_event_of_the_newest_counts(
+        Engine::Postgres,
+        rabbitmq_bus(),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_transactions_committed_within_a_frame_go_out_as_one_event() {
+    transactions_committed_within_a_frame_go_out_as_one_event_of_the_newest_counts(
+        Engine::Sqlite,
+        memory_bus(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
