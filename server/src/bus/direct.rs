@@ -153,8 +153,9 @@ impl Task {
                 }
                 _ = shutdown.wait() => break,
             }
-            let due = pace.next(Instant::now());
-            if due > Instant::now() {
+            let now = Instant::now();
+            let due = pace.next(now);
+            if due > now {
                 tokio::select! {
                     _ = tokio::time::sleep_until(due) => {}
                     _ = shutdown.wait() => break,

@@ -16,15 +16,21 @@ use server::events::{LikeCount, LikeCounts, LikesEvent};
 use std::time::Duration;
 
 fn liked(product: i64) -> LikesEvent {
-    LikesEvent::Counted(LikeCounts {
-        counted_at_ms: 1_764_633_600_000,
-        counts: vec![LikeCount {
-            id: ProductId::from_stored(product),
-            likes: 1,
-            version: 1,
-            epoch: 0,
-        }],
-    })
+    counted(&[(product, 1, 1)])
+}
+
+/// Shuts down and waits for `tasks` to end, failing if one does not within 10 s or panics.
+async fn stops<const N: usize>(
+    stop: server::shutdown::ShutdownTrigger,
+    tasks: [tokio::task::JoinHandle<()>; N],
+) {
+    stop.trigger();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops on shutdown")
+            .expect("does not panic");
+    }
 }
 
 /// Waits until `db`'s outbox holds nothing, failing with `what` after 10 s.
@@ -250,13 +256,7 @@ async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
     tx.commit().await.expect("commit");
     assert_eq!(outbox::backlog(&db).await.expect("count"), 0);
 
-    stop.trigger();
-    for task in [relaying, publishing] {
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("stops on shutdown")
-            .expect("does not panic");
-    }
+    stops(stop, [relaying, publishing]).await;
 }
 
 async fn transactions_committed_within_a_frame_go_out_as_one_event_of_the_newest_counts(
@@ -280,13 +280,7 @@ async fn transactions_committed_within_a_frame_go_out_as_one_event_of_the_newest
     receive_event(&mut subscription, &counted(&[(3, 1, 5)])).await;
     outbox_empties(&db, "every merged transaction's rows are deleted").await;
 
-    stop.trigger();
-    for task in [relaying, publishing] {
-        tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .expect("stops on shutdown")
-            .expect("does not panic");
-    }
+    stops(stop, [relaying, publishing]).await;
 }
 
 async fn rows_never_published_by_their_committer_go_out_through_the_relay_after_the_grace(
@@ -307,11 +301,7 @@ async fn rows_never_published_by_their_committer_go_out_through_the_relay_after_
         received_ms - committed_ms
     );
     outbox_empties(&db, "the relay deletes what it published").await;
-    stop.trigger();
-    tokio::time::timeout(Duration::from_secs(10), relaying)
-        .await
-        .expect("stops on shutdown")
-        .expect("does not panic");
+    stops(stop, [relaying]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
