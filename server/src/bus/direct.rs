@@ -95,7 +95,7 @@ impl<E> Publisher<E> {
         &self,
         conn: &mut AnyConnection,
     ) -> Result<Vec<i64>, sqlx::Error> {
-        let ids = std::mem::take(&mut *self.confirmed.lock().expect("confirmed ids"));
+        let ids = self.take_confirmed();
         if !ids.is_empty() {
             if let Err(err) = outbox::delete(Engine::of(conn), &ids).execute(conn).await {
                 self.give_back(ids);
@@ -103,6 +103,12 @@ impl<E> Publisher<E> {
             }
         }
         Ok(ids)
+    }
+
+    /// The rows the broker has confirmed, for a caller that deletes them in a statement of its
+    /// own inside its transaction (and hands them to `give_back` if that transaction fails).
+    pub fn take_confirmed(&self) -> Vec<i64> {
+        std::mem::take(&mut *self.confirmed.lock().expect("confirmed ids"))
     }
 
     /// Confirmed rows a failed transaction did not delete after all.

@@ -103,8 +103,7 @@ pub async fn enqueue_direct<E: Event>(
     conn: &mut AnyConnection,
     envelopes: Vec<Envelope<E>>,
 ) -> Result<Pending<E>, sqlx::Error> {
-    let relay_after_ms = now_millis() + super::direct::GRACE.as_millis() as i64;
-    let ids = insert(conn, &envelopes, relay_after_ms).await?;
+    let ids = insert(conn, &envelopes, direct_relay_after_ms()).await?;
     Ok(Pending { ids, envelopes })
 }
 
@@ -124,6 +123,18 @@ async fn insert<E: Event>(
     if envelopes.is_empty() {
         return Ok(Vec::new());
     }
+    let sql = INSERT.on(conn);
+    sqlx::query_scalar(sql)
+        .bind(rows(envelopes)?)
+        .bind(now_millis())
+        .bind(relay_after_ms)
+        .fetch_all(conn)
+        .await
+}
+
+/// `envelopes` as the JSON array parameter the outbox's inserts take (`e`, `k`, `p` per row),
+/// each checked against its schema when a check is installed.
+pub(crate) fn rows<E: Event>(envelopes: &[Envelope<E>]) -> Result<String, sqlx::Error> {
     let check = EVENT_CHECK.get();
     let rows = envelopes
         .iter()
@@ -137,13 +148,12 @@ async fn insert<E: Event>(
             Ok(serde_json::json!({ "e": envelope.id.to_string(), "k": key, "p": payload }))
         })
         .collect::<Result<Vec<serde_json::Value>, sqlx::Error>>()?;
-    let sql = INSERT.on(conn);
-    sqlx::query_scalar(sql)
-        .bind(serde_json::Value::Array(rows).to_string())
-        .bind(now_millis())
-        .bind(relay_after_ms)
-        .fetch_all(conn)
-        .await
+    Ok(serde_json::Value::Array(rows).to_string())
+}
+
+/// When rows a committer publishes itself may go to a relay: `direct::GRACE` from now.
+pub(crate) fn direct_relay_after_ms() -> i64 {
+    now_millis() + super::direct::GRACE.as_millis() as i64
 }
 
 /// The statement deleting the rows `ids` of an `engine`'s outbox, and nothing else.
@@ -151,15 +161,19 @@ pub(crate) fn delete(
     engine: Engine,
     ids: &[i64],
 ) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments<'static>> {
-    let ids = match engine {
-        // An array literal, `{1,2,3}`.
+    sqlx::query(DELETE.of(engine)).bind(ids_param(engine, ids))
+}
+
+/// Outbox ids as `engine`'s delete takes them: an array literal, `{1,2,3}`, on PostgreSQL, a
+/// JSON array elsewhere.
+pub(crate) fn ids_param(engine: Engine, ids: &[i64]) -> String {
+    match engine {
         Engine::Postgres => format!(
             "{{{}}}",
             ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
         ),
         Engine::Sqlite | Engine::MySql => serde_json::to_string(ids).expect("ids serialise"),
-    };
-    sqlx::query(DELETE.of(engine)).bind(ids)
+    }
 }
 
 /// Counts `messages` as published to `exchange`: one counter update per routing key, not per

@@ -9,14 +9,15 @@
 use super::counts::{self, now_micros};
 use super::gallery::Gallery;
 use crate::bus::direct::Publisher;
-use crate::bus::outbox;
+use crate::bus::outbox::{self, Pending};
+use crate::bus::Envelope;
 use crate::db::sql::text;
-use crate::db::{Database, Sql};
+use crate::db::{now_millis, Database, Engine, Sql};
 use crate::error::{Error, Result};
 use crate::events::{LikeCount, LikesEvent};
 use app::domain::{ProductId, VisitorId};
 use app::wire::LikeState;
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -56,29 +57,45 @@ const CURRENT: Sql = Sql::each(
      join visitor_like l on l.visitor_id = t.v and l.product_id = t.p",
 );
 
-const STORE: Sql = Sql::each(
-    "insert into visitor_like (visitor_id, product_id, liked) \
+/// The batch's writes in one statement, one round trip: the like rows, each changed product's
+/// count and version (`$1`, `$2`), the outbox rows the broker has confirmed deleted (`$3`) and
+/// the batch's event added (`$4`, created at `$5`, for a relay after `$6`), returning its ids.
+/// PostgreSQL chains them as data-modifying CTEs; SQLite runs them as one multi-statement query
+/// whose `$n` number the parameters across statements.
+const WRITE_POSTGRES: &str = "with stored as (\
+     insert into visitor_like (visitor_id, product_id, liked) \
      select v, p, l from jsonb_to_recordset($1::jsonb) as t(v text, p bigint, l bigint) \
-     on conflict (visitor_id, product_id) do update set liked = excluded.liked",
-    "insert into visitor_like (visitor_id, product_id, liked) \
+     on conflict (visitor_id, product_id) do update set liked = excluded.liked), \
+     counted as (update product set likes = t.n, likes_version = t.v \
+     from jsonb_to_recordset($2::jsonb) as t(id bigint, n bigint, v bigint) where product.id = t.id), \
+     confirmed as (delete from outbox where id = any(cast($3 as text)::bigint[])) \
+     insert into outbox (event_id, routing_key, payload, created_at_ms, relay_after_ms) \
+     select e, k, p, $5, $6 from jsonb_to_recordset($4::jsonb) as t(e text, k text, p text) \
+     returning id";
+
+const WRITE_SQLITE: &str = "insert into visitor_like (visitor_id, product_id, liked) \
      select json_extract(value, '$.v'), json_extract(value, '$.p'), json_extract(value, '$.l') \
      from json_each($1) where true \
-     on conflict (visitor_id, product_id) do update set liked = excluded.liked",
-    "insert into visitor_like (visitor_id, product_id, liked) \
+     on conflict (visitor_id, product_id) do update set liked = excluded.liked; \
+     update product set likes = t.n, likes_version = t.v \
+     from (select json_extract(value, '$.id') as id, json_extract(value, '$.n') as n, \
+     json_extract(value, '$.v') as v from json_each($2)) as t where product.id = t.id; \
+     delete from outbox where id in (select value from json_each($3)); \
+     insert into outbox (event_id, routing_key, payload, created_at_ms, relay_after_ms) \
+     select json_extract(value, '$.e'), json_extract(value, '$.k'), json_extract(value, '$.p'), \
+     $5, $6 from json_each($4) where true returning id";
+
+/// MariaDB has neither data-modifying CTEs nor several statements in one prepared statement:
+/// there the writes are a statement each.
+const STORE_MYSQL: &str = "insert into visitor_like (visitor_id, product_id, liked) \
      select v, p, l from json_table(?, '$[*]' columns(v varchar(64) collate utf8mb4_bin \
      path '$.v', p bigint path '$.p', l bigint path '$.l')) t \
-     on duplicate key update liked = values(liked)",
-);
+     on duplicate key update liked = values(liked)";
 
-const COUNT: Sql = Sql::each(
-    "update product set likes = t.n, likes_version = t.v \
-     from jsonb_to_recordset($1::jsonb) as t(id bigint, n bigint, v bigint) where product.id = t.id",
-    "update product set likes = t.n, likes_version = t.v \
-     from (select json_extract(value, '$.id') as id, json_extract(value, '$.n') as n, \
-     json_extract(value, '$.v') as v from json_each($1)) as t where product.id = t.id",
-    "update product join json_table(?, '$[*]' columns(id bigint path '$.id', n bigint path '$.n', \
-     v bigint path '$.v')) t on product.id = t.id set product.likes = t.n, product.likes_version = t.v",
-);
+const COUNT_MYSQL: &str =
+    "update product join json_table(?, '$[*]' columns(id bigint path '$.id', \
+     n bigint path '$.n', v bigint path '$.v')) t on product.id = t.id \
+     set product.likes = t.n, product.likes_version = t.v";
 
 const LIKED_BY: Sql =
     crate::shared!("select product_id from visitor_like where visitor_id = $1 and liked = 1");
@@ -269,6 +286,59 @@ pub(crate) fn decide(
     decision
 }
 
+/// What a batch writes once it is decided, as the JSON parameters its statements take.
+struct Writes {
+    likes: String,
+    counts: String,
+    /// Outbox rows the broker has confirmed, deleted in the same transaction.
+    confirmed: Vec<i64>,
+}
+
+impl Writes {
+    /// Writes the batch and its `events` inside `conn`'s transaction; the events' outbox rows,
+    /// for the publisher once the transaction commits.
+    async fn apply(
+        &self,
+        conn: &mut AnyConnection,
+        events: Vec<Envelope<LikesEvent>>,
+    ) -> Result<Pending<LikesEvent>, sqlx::Error> {
+        let engine = Engine::of(conn);
+        let one_statement = match engine {
+            Engine::Postgres => WRITE_POSTGRES,
+            Engine::Sqlite => WRITE_SQLITE,
+            Engine::MySql => {
+                sqlx::query(STORE_MYSQL)
+                    .bind(&self.likes)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(COUNT_MYSQL)
+                    .bind(&self.counts)
+                    .execute(&mut *conn)
+                    .await?;
+                if !self.confirmed.is_empty() {
+                    outbox::delete(engine, &self.confirmed)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                return outbox::enqueue_direct(conn, events).await;
+            }
+        };
+        let ids = sqlx::query_scalar(one_statement)
+            .bind(&self.likes)
+            .bind(&self.counts)
+            .bind(outbox::ids_param(engine, &self.confirmed))
+            .bind(outbox::rows(&events)?)
+            .bind(now_millis())
+            .bind(outbox::direct_relay_after_ms())
+            .fetch_all(conn)
+            .await?;
+        Ok(Pending {
+            ids,
+            envelopes: events,
+        })
+    }
+}
+
 /// What a committed batch counted, and when.
 type Counted = Option<(Vec<LikeCount>, i64)>;
 
@@ -329,25 +399,22 @@ async fn apply(
                 serde_json::json!({"v": visitor, "p": id, "l": i64::from(*liked)})
             })
             .collect();
-        sqlx::query(db.sql(&STORE))
-            .bind(serde_json::Value::Array(likes).to_string())
-            .execute(&mut *tx)
-            .await?;
         let rows: Vec<serde_json::Value> = decision
             .counts
             .iter()
             .map(|count| serde_json::json!({"id": count.id.get(), "n": count.likes, "v": count.version}))
             .collect();
-        sqlx::query(db.sql(&COUNT))
-            .bind(serde_json::Value::Array(rows).to_string())
-            .execute(&mut *tx)
-            .await?;
-        let confirmed = publisher.delete_confirmed(&mut tx).await?;
+        let writes = Writes {
+            likes: serde_json::Value::Array(likes).to_string(),
+            counts: serde_json::Value::Array(rows).to_string(),
+            confirmed: publisher.take_confirmed(),
+        };
         let (events, counted_at_ms) = counts::events(&decision.counts);
-        let committed = match outbox::enqueue_direct(&mut tx, events).await {
+        let committed = match writes.apply(&mut tx, events).await {
             Ok(pending) => tx.commit().await.map(|()| pending),
             Err(err) => Err(err),
         };
+        let confirmed = writes.confirmed;
         let pending = committed.inspect_err(|_| publisher.give_back(confirmed))?;
         publisher.publish(pending);
         // One line per commit at info: a log write per like would cost as much as the like
