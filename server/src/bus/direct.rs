@@ -15,7 +15,6 @@ use super::outbox::{self, Pending};
 use super::{Bus, Envelope, Event, OutgoingMessage};
 use crate::db::{Database, Engine};
 use crate::shutdown::Shutdown;
-use sqlx::AnyConnection;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -87,22 +86,6 @@ impl<E> Publisher<E> {
         if self.waiting.try_send(pending).is_err() {
             tracing::warn!("direct publisher full; the outbox relay publishes these events");
         }
-    }
-
-    /// Deletes the rows the broker has confirmed, inside the caller's transaction; returns
-    /// them, for `give_back` if that transaction fails.
-    pub async fn delete_confirmed(
-        &self,
-        conn: &mut AnyConnection,
-    ) -> Result<Vec<i64>, sqlx::Error> {
-        let ids = self.take_confirmed();
-        if !ids.is_empty() {
-            if let Err(err) = outbox::delete(Engine::of(conn), &ids).execute(conn).await {
-                self.give_back(ids);
-                return Err(err);
-            }
-        }
-        Ok(ids)
     }
 
     /// The rows the broker has confirmed, for a caller that deletes them in a statement of its
