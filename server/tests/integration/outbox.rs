@@ -262,7 +262,10 @@ async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
     .expect("a product to like");
     let likes = Likes::start(db.clone(), quiet, Gallery::new(LiveHub::new(1, 16)));
     let visitor = VisitorId::parse("6f1c1e8e-8f1e-4c1e-9a51-8e0b8f1f2a3b").expect("an id");
-    let state = likes.like(&visitor, ProductId::from_stored(1)).await.expect("like");
+    let state = likes
+        .like(&visitor, ProductId::from_stored(1))
+        .await
+        .expect("like");
     assert_eq!((state.likes, state.liked), (1, true));
     assert_eq!(
         outbox::backlog(&db).await.expect("count"),
