@@ -257,7 +257,7 @@ async fn a_direct_publish_goes_out_before_any_relay_would_and_its_rows_go(
         "insert into product (id, title, image, version) \
          values (1, 'A product', 'https://images.example.com/1.jpg', 1)",
     )
-    .execute(db.pool())
+    .execute(db.writer())
     .await
     .expect("a product to like");
     let likes = Likes::start(db.clone(), quiet, Gallery::new(LiveHub::new(1, 16)));
